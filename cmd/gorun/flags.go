@@ -1,0 +1,98 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+
+	"github.com/gorun-hpc/gorun/internal/launch"
+)
+
+const usageLine = "usage: gorun [flags] -np N program|package-dir [args...]"
+
+// usageError is a command-line error: gorun prints it and exits 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// options is the parsed command line.
+type options struct {
+	job     launch.Job // everything but the I/O and signal fields
+	verbose bool
+}
+
+// parseArgs parses gorun's command line (without the program name).
+// lookupEnv serves -x VAR. Errors are *usageError, or flag.ErrHelp after
+// the help text was printed.
+func parseArgs(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (*options, error) {
+	var o options
+	fs := flag.NewFlagSet("gorun", flag.ContinueOnError)
+	// Errors are reported by the caller, in one line; only -h prints the
+	// flag list.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	np := runtime.NumCPU()
+	fs.IntVar(&np, "np", np, "number of ranks `N`")
+	fs.IntVar(&np, "n", np, "same as -np")
+	fs.IntVar(&o.job.Nodes, "nodes", 0, "emulate `K` nodes: split the ranks block-wise into K groups that do not share memory (default 1)")
+	fs.BoolVar(&o.job.TagOutput, "tag-output", false, "prefix every output line with \"[rank] \"")
+	fs.Func("x", "export `VAR[=value]` to every rank (repeatable); -x VAR copies gorun's value", func(s string) error {
+		k, _, ok := strings.Cut(s, "=")
+		if k == "" {
+			return fmt.Errorf("want VAR or VAR=value, got %q", s)
+		}
+		if !ok {
+			v, set := lookupEnv(k)
+			if !set {
+				return fmt.Errorf("%s is not set in gorun's environment", k)
+			}
+			s = k + "=" + v
+		}
+		o.job.Env = append(o.job.Env, s)
+		return nil
+	})
+	fs.DurationVar(&o.job.Timeout, "timeout", 0, "stop the job after `D` (e.g. 30s, 5m): SIGQUIT (Go ranks dump goroutine stacks), then SIGKILL; exit 124")
+	fs.DurationVar(&o.job.Grace, "grace", launch.DefaultGrace, "time `D` between SIGTERM/SIGQUIT and SIGKILL")
+	fs.StringVar(&o.job.Transports, "transports", "", "restrict the ranks' transports to `LIST`, e.g. self,tcp (sets GORUN_TRANSPORTS)")
+	fs.BoolVar(&o.verbose, "v", false, "log what gorun does to stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "%s\n\nRuns program as N ranks on this host; a directory of Go files is built\nfirst, like go run. Flags take one or two dashes.\n\n", usageLine)
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			return nil, err
+		}
+		return nil, usagef("%v", err)
+	}
+	rest := fs.Args()
+	switch {
+	case len(rest) == 0:
+		return nil, usagef("no program to run")
+	case np < 1:
+		return nil, usagef("-np %d: want at least 1", np)
+	case o.job.Nodes < 0 || o.job.Nodes > np:
+		return nil, usagef("--nodes %d: want 1..%d (at most -np)", o.job.Nodes, np)
+	case o.job.Timeout < 0:
+		return nil, usagef("--timeout %v is negative", o.job.Timeout)
+	case o.job.Grace < 0:
+		return nil, usagef("--grace %v is negative", o.job.Grace)
+	}
+	if o.job.Transports != "" {
+		for name := range strings.SplitSeq(o.job.Transports, ",") {
+			if strings.TrimSpace(name) == "" {
+				return nil, usagef("--transports %q has an empty name", o.job.Transports)
+			}
+		}
+	}
+	o.job.NP = np
+	o.job.Path = rest[0]
+	o.job.Args = rest[1:]
+	return &o, nil
+}

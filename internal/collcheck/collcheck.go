@@ -1,0 +1,291 @@
+// Package collcheck checks every collective of package runtime against a
+// naive version on seeded random input. Each rank can generate every rank's
+// input, so it computes the expected result with a plain loop, in rank
+// order, and compares (exactly for integers, within a tolerance for floats,
+// and bit for bit across ranks for Allreduce). The same checks run on
+// goroutine ranks (runtime's tests), on re-executed processes (ranktest),
+// and under gorun (test/apps/collcheck).
+package collcheck
+
+import (
+	"fmt"
+	"math"
+	"math/cmplx"
+	"math/rand/v2"
+
+	"github.com/gorun-hpc/gorun/runtime"
+)
+
+// Lengths are the default vector lengths: empty, tiny, odd, and above the
+// ring threshold for 8-byte elements (and not divisible by common rank
+// counts).
+var Lengths = []int{0, 1, 7, 1000, 20011}
+
+// Input returns rank's seeded input of n elements.
+func Input[T runtime.Elem](seed uint64, rank, n int, gen func(*rand.Rand) T) []T {
+	rng := rand.New(rand.NewPCG(seed, uint64(rank)))
+	v := make([]T, n)
+	for i := range v {
+		v[i] = gen(rng)
+	}
+	return v
+}
+
+// Generators of the element types the checks use.
+func GenInt64(r *rand.Rand) int64           { return r.Int64N(2001) - 1000 }
+func GenFloat64(r *rand.Rand) float64       { return r.Float64()*2 - 1 }
+func GenUint8(r *rand.Rand) uint8           { return uint8(r.IntN(256)) }
+func GenInt32(r *rand.Rand) int32           { return int32(r.Uint32()) }
+func GenComplex128(r *rand.Rand) complex128 { return complex(r.Float64(), r.Float64()) }
+
+// Naive folds the inputs of ranks lo..hi-1 element-wise, in rank order.
+func Naive[T runtime.Elem](seed uint64, lo, hi, n int, gen func(*rand.Rand) T, f func(a, b T) T) []T {
+	acc := Input(seed, lo, n, gen)
+	for r := lo + 1; r < hi; r++ {
+		in := Input(seed, r, n, gen)
+		for i := range acc {
+			acc[i] = f(acc[i], in[i])
+		}
+	}
+	return acc
+}
+
+// Equal compares got with want: exactly, or within tol for floating point
+// elements when tol > 0.
+func Equal[T runtime.Elem](got, want []T, tol float64) error {
+	if len(got) != len(want) {
+		return fmt.Errorf("length %d, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] == want[i] {
+			continue
+		}
+		if tol > 0 {
+			switch g := any(got[i]).(type) {
+			case float64:
+				if math.Abs(g-any(want[i]).(float64)) <= tol {
+					continue
+				}
+			case complex128:
+				if cmplx.Abs(g-any(want[i]).(complex128)) <= tol {
+					continue
+				}
+			}
+		}
+		return fmt.Errorf("element %d = %v, want %v", i, got[i], want[i])
+	}
+	return nil
+}
+
+// OpCase is one reduction to check: the runtime op, the same operation on
+// two elements, and the tolerance of the comparison.
+type OpCase[T runtime.Elem] struct {
+	Op  runtime.Op
+	F   func(a, b T) T
+	Tol float64
+}
+
+// Reductions checks Allreduce (out of place, in place, and bit-identical on
+// every rank), Reduce to a middle root, and Scan, for one op and length.
+func Reductions[T runtime.Elem](c *runtime.Comm, seed uint64, m int, gen func(*rand.Rand) T, oc OpCase[T]) error {
+	n, r := c.Size(), c.Rank()
+	in := Input(seed, r, m, gen)
+	all := Naive(seed, 0, n, m, gen, oc.F)
+	got := make([]T, m)
+	if err := runtime.Allreduce(c, in, got, oc.Op); err != nil {
+		return err
+	}
+	if err := Equal(got, all, oc.Tol); err != nil {
+		return fmt.Errorf("Allreduce %v len %d: %w", oc.Op, m, err)
+	}
+	ref := append([]T(nil), got...)
+	if err := runtime.Bcast(c, ref, 0); err != nil {
+		return err
+	}
+	if err := Equal(got, ref, 0); err != nil {
+		return fmt.Errorf("Allreduce %v len %d: results differ between ranks: %w", oc.Op, m, err)
+	}
+	inplace := append([]T(nil), in...)
+	if err := runtime.Allreduce(c, inplace, inplace, oc.Op); err != nil {
+		return err
+	}
+	if err := Equal(inplace, all, oc.Tol); err != nil {
+		return fmt.Errorf("Allreduce %v in place len %d: %w", oc.Op, m, err)
+	}
+	root := (n - 1) / 2
+	var rbuf []T
+	if r == root {
+		rbuf = make([]T, m)
+	}
+	if err := runtime.Reduce(c, in, rbuf, oc.Op, root); err != nil {
+		return err
+	}
+	if r == root {
+		if err := Equal(rbuf, all, oc.Tol); err != nil {
+			return fmt.Errorf("Reduce %v len %d: %w", oc.Op, m, err)
+		}
+	}
+	sc := make([]T, m)
+	if err := runtime.Scan(c, in, sc, oc.Op); err != nil {
+		return err
+	}
+	if err := Equal(sc, Naive(seed, 0, r+1, m, gen, oc.F), oc.Tol); err != nil {
+		return fmt.Errorf("Scan %v len %d: %w", oc.Op, m, err)
+	}
+	return nil
+}
+
+// Movement checks Bcast from every root, Gather, Allgather, Scatter,
+// Alltoall and Gatherv for one length.
+func Movement(c *runtime.Comm, seed uint64, m int) error {
+	n, r := c.Size(), c.Rank()
+	gen := GenInt64
+	in := Input(seed, r, m, gen)
+	everyone := make([]int64, 0, n*m)
+	for q := range n {
+		everyone = append(everyone, Input(seed, q, m, gen)...)
+	}
+	for root := range n {
+		buf := make([]int64, m)
+		if r == root {
+			copy(buf, in)
+		}
+		if err := runtime.Bcast(c, buf, root); err != nil {
+			return err
+		}
+		if err := Equal(buf, Input(seed, root, m, gen), 0); err != nil {
+			return fmt.Errorf("Bcast from %d len %d: %w", root, m, err)
+		}
+	}
+	root := n / 2
+	var g []int64
+	if r == root {
+		g = make([]int64, n*m)
+	}
+	if err := runtime.Gather(c, in, g, root); err != nil {
+		return err
+	}
+	if r == root {
+		if err := Equal(g, everyone, 0); err != nil {
+			return fmt.Errorf("Gather len %d: %w", m, err)
+		}
+	}
+	ag := make([]int64, n*m)
+	if err := runtime.Allgather(c, in, ag); err != nil {
+		return err
+	}
+	if err := Equal(ag, everyone, 0); err != nil {
+		return fmt.Errorf("Allgather len %d: %w", m, err)
+	}
+	sc := make([]int64, m)
+	var sendAll []int64
+	if r == root {
+		sendAll = everyone
+	}
+	if err := runtime.Scatter(c, sendAll, sc, root); err != nil {
+		return err
+	}
+	if err := Equal(sc, in, 0); err != nil {
+		return fmt.Errorf("Scatter len %d: %w", m, err)
+	}
+	// Alltoall: block j of rank i's send is Input(seed+1, i*n+j).
+	k := max(m/n, 1)
+	send := make([]int64, 0, n*k)
+	for j := range n {
+		send = append(send, Input(seed+1, r*n+j, k, gen)...)
+	}
+	recv := make([]int64, n*k)
+	if err := runtime.Alltoall(c, send, recv); err != nil {
+		return err
+	}
+	for i := range n {
+		if err := Equal(recv[i*k:(i+1)*k], Input(seed+1, i*n+r, k, gen), 0); err != nil {
+			return fmt.Errorf("Alltoall block from %d len %d: %w", i, k, err)
+		}
+	}
+	// Gatherv: rank q contributes q+m%3 elements, placed in reverse rank
+	// order with a gap of one element between blocks.
+	counts, displs := make([]int, n), make([]int, n)
+	off := 0
+	for q := n - 1; q >= 0; q-- {
+		counts[q], displs[q] = q+m%3, off
+		off += counts[q] + 1
+	}
+	var gv []int64
+	if r == root {
+		gv = make([]int64, off)
+	}
+	if err := runtime.Gatherv(c, Input(seed+2, r, counts[r], gen), gv, counts, displs, root); err != nil {
+		return err
+	}
+	if r == root {
+		for q := range n {
+			if err := Equal(gv[displs[q]:displs[q]+counts[q]], Input(seed+2, q, counts[q], gen), 0); err != nil {
+				return fmt.Errorf("Gatherv block %d: %w", q, err)
+			}
+		}
+	}
+	return c.Barrier()
+}
+
+// All runs Movement and the reductions on int64 (Sum, Max, Land) and
+// float64 (Sum, Min) for every length in lengths.
+func All(c *runtime.Comm, seed uint64, lengths []int) error {
+	for _, m := range lengths {
+		s := seed + uint64(m)*31
+		if err := Movement(c, s, m); err != nil {
+			return err
+		}
+		for _, oc := range Int64Ops {
+			if err := Reductions(c, s, m, GenInt64, oc); err != nil {
+				return err
+			}
+		}
+		for _, oc := range Float64Ops {
+			if err := Reductions(c, s, m, GenFloat64, oc); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func land[T int64 | int32](a, b T) T {
+	if a != 0 && b != 0 {
+		return 1
+	}
+	return 0
+}
+
+func lor[T int64 | int32](a, b T) T {
+	if a != 0 || b != 0 {
+		return 1
+	}
+	return 0
+}
+
+// The op cases per type.
+var (
+	Int64Ops = []OpCase[int64]{
+		{runtime.Sum, func(a, b int64) int64 { return a + b }, 0},
+		{runtime.Max, func(a, b int64) int64 { return max(a, b) }, 0},
+		{runtime.Land, land[int64], 0},
+	}
+	Float64Ops = []OpCase[float64]{
+		{runtime.Sum, func(a, b float64) float64 { return a + b }, 1e-9},
+		{runtime.Min, func(a, b float64) float64 { return min(a, b) }, 0},
+	}
+	Uint8Ops = []OpCase[uint8]{
+		{runtime.Prod, func(a, b uint8) uint8 { return a * b }, 0},
+		{runtime.Bor, func(a, b uint8) uint8 { return a | b }, 0},
+	}
+	Int32Ops = []OpCase[int32]{
+		{runtime.Bxor, func(a, b int32) int32 { return a ^ b }, 0},
+		{runtime.Band, func(a, b int32) int32 { return a & b }, 0},
+		{runtime.Lor, lor[int32], 0},
+		{runtime.Min, func(a, b int32) int32 { return min(a, b) }, 0},
+	}
+	Complex128Ops = []OpCase[complex128]{
+		{runtime.Sum, func(a, b complex128) complex128 { return a + b }, 1e-9},
+	}
+)

@@ -1,0 +1,184 @@
+package launch
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// DefaultGrace is the time between SIGTERM (or SIGQUIT on timeout) and
+// SIGKILL when Job.Grace is zero.
+const DefaultGrace = 3 * time.Second
+
+// tailLines is how many stderr lines per rank are kept for the failure
+// report.
+const tailLines = 20
+
+// A Job describes one run of a program as NP ranks on the local host. The
+// zero value of every optional field is its default. Run does not modify
+// the Job.
+type Job struct {
+	Path string   // the program; looked up in PATH if it has no slash
+	Args []string // its arguments, without the program name
+
+	// NP is the number of ranks; required, at least 1.
+	NP int
+
+	// Nodes emulates that many nodes on this host (gorun --nodes K): the
+	// ranks are split block-wise into Nodes groups, the first NP%Nodes
+	// groups one rank larger, each group with its own GORUN_NODE identity
+	// and local ranks. Ranks on different emulated nodes cannot share
+	// memory. Zero means 1.
+	Nodes int
+
+	// Env holds extra KEY=VALUE entries for every rank, applied over the
+	// environment of the current process. GORUN_* identity variables are
+	// always set by Run and cannot be overridden; GORUN_BIND and
+	// GORUN_TRANSPORTS can.
+	Env []string
+
+	// Transports sets GORUN_TRANSPORTS for every rank (for example
+	// "self,tcp"); "" leaves it as inherited, usually unset.
+	Transports string
+
+	// TagOutput prefixes every forwarded line with "[rank] ".
+	TagOutput bool
+
+	// Stdin is delivered to rank 0 only; the other ranks read /dev/null.
+	// nil means rank 0 reads /dev/null too. An *os.File other than a
+	// terminal is handed to rank 0 directly. Anything else (and a
+	// terminal, which a rank in its own process group could not read) is
+	// copied through a pipe by a goroutine; if Stdin blocks forever in
+	// Read, that goroutine outlives Run until the Read returns.
+	Stdin io.Reader
+
+	// Stdout and Stderr receive the ranks' output, whole lines at a time;
+	// nil means os.Stdout and os.Stderr. gorun's own messages go to Stderr
+	// with a "gorun: " prefix. Writes to one destination never interleave
+	// within a line; Stdout and Stderr are treated as one destination when
+	// they are the same writer or the same file.
+	Stdout, Stderr io.Writer
+
+	// Timeout ends the job after that long: every rank gets SIGQUIT (a Go
+	// program prints all goroutine stacks and exits), then SIGKILL after
+	// Grace. Zero means no timeout.
+	Timeout time.Duration
+
+	// Grace is the time between SIGTERM (or SIGQUIT) and SIGKILL. Zero
+	// means DefaultGrace.
+	Grace time.Duration
+
+	// Signals, if not nil, delivers signals to forward to the job, as
+	// received by the caller's signal.Notify. SIGINT and SIGTERM stop the
+	// job like a cancelled ctx (SIGTERM to every rank, SIGKILL after
+	// Grace); a second one kills every rank at once. Any other signal is
+	// sent to every running rank as is.
+	Signals <-chan os.Signal
+
+	// Logger receives debug and progress records; nil means discard.
+	Logger *slog.Logger
+}
+
+func (j *Job) validate() error {
+	switch {
+	case j.Path == "":
+		return errors.New("launch: Job.Path is empty")
+	case j.NP < 1:
+		return fmt.Errorf("launch: Job.NP = %d, want at least 1", j.NP)
+	case j.Nodes < 0 || j.Nodes > j.NP:
+		return fmt.Errorf("launch: Job.Nodes = %d, want 0..NP (%d)", j.Nodes, j.NP)
+	case j.Timeout < 0:
+		return fmt.Errorf("launch: Job.Timeout = %v is negative", j.Timeout)
+	case j.Grace < 0:
+		return fmt.Errorf("launch: Job.Grace = %v is negative", j.Grace)
+	}
+	for _, kv := range j.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fmt.Errorf("launch: Job.Env entry %q is not KEY=VALUE", kv)
+		}
+	}
+	if j.Transports != "" {
+		for name := range strings.SplitSeq(j.Transports, ",") {
+			if strings.TrimSpace(name) == "" {
+				return fmt.Errorf("launch: Job.Transports %q has an empty name", j.Transports)
+			}
+		}
+	}
+	return nil
+}
+
+// RankExit is how one rank ended.
+type RankExit struct {
+	Rank       int
+	PID        int
+	Code       int            // exit code; -1 if killed by a signal
+	Signal     syscall.Signal // the signal that killed it; 0 if it exited
+	LastStderr []string       // its last stderr lines (at most 20), oldest first
+}
+
+// Failed reports whether the rank exited non-zero or was killed.
+func (e *RankExit) Failed() bool { return e.Code != 0 || e.Signal != 0 }
+
+// String describes the ending, e.g. "exited with code 3" or "was killed by
+// signal SIGKILL".
+func (e *RankExit) String() string {
+	if e.Signal != 0 {
+		return "was killed by signal " + signalName(e.Signal)
+	}
+	return fmt.Sprintf("exited with code %d", e.Code)
+}
+
+// Result is the outcome of a job that started. At most one of Failed,
+// TimedOut and Interrupted is set: whichever happened first decided how
+// the job was stopped, and what the other ranks did afterwards is not a
+// failure of their own.
+type Result struct {
+	Exits       []RankExit // by rank
+	Failed      *RankExit  // the first failing rank (an element of Exits), nil if none
+	TimedOut    bool       // Job.Timeout expired first
+	Interrupted bool       // ctx was cancelled or SIGINT/SIGTERM arrived first
+	Cause       string     // the abort message, if a rank called Abort
+
+	intrSig syscall.Signal // the signal that interrupted, 0 for ctx
+}
+
+// ExitCode is gorun's exit status for the job:
+//
+//   - 0 when every rank exited 0 (a rank that exits 0 without closing its
+//     coordinator connection is not a failure by itself);
+//   - otherwise, when a rank failed first: its exit code, or 128+signal if
+//     it was killed by a signal, or 1 if it called Abort and then exited 0
+//     or was killed;
+//   - 124 when the timeout expired first (as coreutils timeout);
+//   - 128+signal when gorun was interrupted by SIGINT (130) or SIGTERM
+//     (143) first, and 130 when Run's ctx was cancelled first.
+func (r *Result) ExitCode() int {
+	switch {
+	case r.Failed != nil:
+		if r.Failed.Code > 0 {
+			return r.Failed.Code
+		}
+		if r.Failed.Signal != 0 && r.Cause == "" {
+			return 128 + int(r.Failed.Signal)
+		}
+		return 1
+	case r.TimedOut:
+		return 124
+	case r.Interrupted:
+		if r.intrSig != 0 {
+			return 128 + int(r.intrSig)
+		}
+		return 128 + int(syscall.SIGINT)
+	}
+	for i := range r.Exits {
+		if r.Exits[i].Failed() {
+			return 1 // unreachable by Run: a failing rank sets Failed
+		}
+	}
+	return 0
+}

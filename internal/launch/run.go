@@ -1,0 +1,552 @@
+package launch
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gorun-hpc/gorun/internal/bootstrap"
+)
+
+// drainTimeout bounds the wait for a rank's output after the job ended. It
+// only matters when something outside the rank's process group (a process
+// that called setsid) still holds the rank's stdout or stderr open.
+const drainTimeout = 2 * time.Second
+
+// Run starts the job and supervises it until every rank has been reaped.
+//
+// It returns an error, and no Result, only when the job could not start
+// (invalid Job, program not found, coordinator or spawn failure); ranks
+// already started are then killed. Otherwise the Result says how each rank
+// ended and why the job stopped.
+//
+// The job stops at the first of: a rank exiting non-zero or killed by a
+// signal; a rank calling Abort; a rank dropping its coordinator connection
+// without Close and not exiting within Grace; the timeout (SIGQUIT, so Go
+// ranks print their goroutine stacks); ctx's cancellation or SIGINT/SIGTERM
+// on Job.Signals. Stopping sends SIGTERM to every running rank and SIGKILL
+// after Grace. On failure a report naming the rank, how it ended, the host
+// and its last stderr lines is printed to Stderr.
+func (j *Job) Run(ctx context.Context) (*Result, error) {
+	if err := j.validate(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("launch: not started: %w", err)
+	}
+	path := j.Path
+	if !strings.Contains(path, "/") {
+		p, err := exec.LookPath(path)
+		if err != nil {
+			return nil, fmt.Errorf("launch: %w", err)
+		}
+		path = p
+	}
+	log := j.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	idBytes := make([]byte, 8)
+	rand.Read(idBytes)
+	jobID := hex.EncodeToString(idBytes)
+	host, err := os.Hostname()
+	if err != nil {
+		host = "localhost"
+	}
+	coord, err := bootstrap.NewCoordinator(bootstrap.CoordConfig{Size: j.NP, Secret: secret, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("launch: %w", err)
+	}
+	defer coord.Close()
+
+	s := &supervisor{
+		job:    j,
+		log:    log.With("job", jobID),
+		host:   host,
+		out:    newOutput(j.Stdout, j.Stderr),
+		grace:  j.Grace,
+		exited: make(chan int, j.NP),
+		lostC:  make(chan int, j.NP),
+		failed: -1,
+		res:    &Result{Exits: make([]RankExit, j.NP)},
+	}
+	if s.grace == 0 {
+		s.grace = DefaultGrace
+	}
+	envs := j.rankEnvs(os.Environ(), jobID, host, coord.Addr(), secret)
+	for r := range j.NP {
+		if err := s.spawn(r, path, envs[r]); err != nil {
+			s.abandon()
+			return nil, err
+		}
+	}
+	s.log.Debug("launch: ranks started", "np", j.NP, "nodes", max(j.Nodes, 1), "coord", coord.Addr())
+	s.supervise(ctx, coord.Events())
+	// An Abort sent just before a rank exited may still be in flight.
+	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	coord.Shutdown(sctx)
+	cancel()
+	for ev := range coord.Events() {
+		s.event(ev)
+	}
+	if s.failed < 0 && len(s.suspects) > 0 {
+		s.blame()
+	}
+	s.finish()
+	return s.res, nil
+}
+
+// rankEnvs builds every rank's environment: parent, then Job.Env, then
+// the bootstrap contract and GOMAXPROCS; a later entry replaces an
+// earlier one with the same key.
+func (j *Job) rankEnvs(parent []string, jobID, host, coord string, secret []byte) [][]string {
+	base := mergeEnv(parent, j.Env)
+	lookup := func(key string) string { v, _ := lookupEnv(base, key); return v }
+	transports := j.Transports
+	if transports == "" {
+		transports = lookup(bootstrap.EnvTransports)
+	}
+	var names []string
+	for name := range strings.SplitSeq(transports, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			names = append(names, name)
+		}
+	}
+	_, userProcs := lookupEnv(base, "GOMAXPROCS")
+	nodes := max(j.Nodes, 1)
+	envs := make([][]string, j.NP)
+	for r := range j.NP {
+		node, local, localSize := placement(r, j.NP, nodes)
+		nodeID := host
+		if nodes > 1 {
+			nodeID = fmt.Sprintf("%s#%d", host, node)
+		}
+		e := bootstrap.Env{
+			JobID: jobID, Rank: r, Size: j.NP, LocalRank: local, LocalSize: localSize,
+			Node: nodeID, Coord: coord, Secret: secret,
+			Bind: lookup(bootstrap.EnvBind), Transports: names,
+		}
+		over := e.Environ()
+		if !userProcs {
+			// Every Go rank would otherwise size itself for the whole
+			// machine. Two is the floor so the progress goroutine can run
+			// beside a computing one.
+			procs := max(2, runtime.NumCPU()/localSize)
+			over = append(over, "GOMAXPROCS="+strconv.Itoa(procs))
+		}
+		envs[r] = mergeEnv(base, over)
+	}
+	return envs
+}
+
+// placement returns rank's node, local rank and local size when np ranks
+// are split block-wise over nodes nodes, the first np%nodes one larger.
+func placement(rank, np, nodes int) (node, local, localSize int) {
+	base, extra := np/nodes, np%nodes
+	big := extra * (base + 1) // ranks on the larger nodes
+	if rank < big {
+		return rank / (base + 1), rank % (base + 1), base + 1
+	}
+	return extra + (rank-big)/base, (rank - big) % base, base
+}
+
+// mergeEnv returns env with over applied: entries of over replace entries
+// of env with the same key, in place, and new keys are appended in order.
+func mergeEnv(env, over []string) []string {
+	out := make([]string, 0, len(env)+len(over))
+	index := make(map[string]int, len(env)+len(over))
+	for _, list := range [][]string{env, over} {
+		for _, kv := range list {
+			k, _, _ := strings.Cut(kv, "=")
+			if i, ok := index[k]; ok {
+				out[i] = kv
+				continue
+			}
+			index[k] = len(out)
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func lookupEnv(env []string, key string) (string, bool) {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, _ := strings.Cut(env[i], "="); k == key {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// supervisor is the state of one Run.
+type supervisor struct {
+	job   *Job
+	log   *slog.Logger
+	host  string
+	out   *output
+	grace time.Duration
+	procs []*proc
+
+	exited chan int // ranks reaped, from the spawn goroutines
+	lostC  chan int // ranks whose lost-connection grace expired
+	timers []*time.Timer
+
+	// Owned by the supervise loop.
+	alive    []bool
+	nalive   int
+	stopping bool       // the job is being stopped; later exits are not failures
+	failed   int        // the first failing rank, or -1
+	why      failReason // how it failed
+	others   int        // ranks still running when it failed
+	graceC   <-chan time.Time
+	res      *Result
+
+	// A rank that exits because another failed (it lost a peer) usually
+	// exits before the launcher has reaped the one that failed first. So a
+	// failed exit only makes the rank a suspect; after settle, the first
+	// suspect that did not report failing because of another rank
+	// (EventFailing) is blamed.
+	suspects   []int
+	consequent []bool
+	settleC    <-chan time.Time
+}
+
+// settle is how long the launcher collects failed exits before it names
+// the rank that failed first.
+const settle = 200 * time.Millisecond
+
+type failReason int
+
+const (
+	failExit  failReason = iota // exited non-zero or was killed
+	failAbort                   // called Abort
+	failLost                    // dropped its coordinator connection and kept running
+)
+
+func (s *supervisor) spawn(rank int, path string, env []string) error {
+	cmd := exec.Command(path, s.job.Args...)
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	p := &proc{rank: rank, cmd: cmd, tail: newTail(tailLines)}
+	var in = s.job.Stdin
+	if rank != 0 {
+		in = nil
+	}
+	childEnds, err := p.plumb(in)
+	if err != nil {
+		return err
+	}
+	err = p.start(s.exited)
+	for _, f := range childEnds {
+		f.Close()
+	}
+	if err != nil {
+		for _, f := range p.outs {
+			f.Close()
+		}
+		if p.stdin != nil {
+			p.stdin.Close()
+		}
+		return fmt.Errorf("launch: starting rank %d: %w", rank, err)
+	}
+	p.forward(s.out, in, s.job.TagOutput)
+	s.procs = append(s.procs, p)
+	s.alive = append(s.alive, true)
+	s.consequent = append(s.consequent, false)
+	s.nalive++
+	s.log.Debug("launch: rank started", "rank", rank, "pid", p.pid)
+	return nil
+}
+
+// abandon kills the ranks started so far, after a later one failed to start.
+func (s *supervisor) abandon() {
+	for _, p := range s.procs {
+		p.signal(syscall.SIGKILL)
+	}
+	for range s.procs {
+		<-s.exited
+	}
+	s.drain()
+}
+
+// supervise runs until every rank is reaped.
+func (s *supervisor) supervise(ctx context.Context, events <-chan bootstrap.Event) {
+	var timeoutC <-chan time.Time
+	if s.job.Timeout > 0 {
+		t := time.NewTimer(s.job.Timeout)
+		defer t.Stop()
+		timeoutC = t.C
+	}
+	defer func() {
+		for _, t := range s.timers {
+			t.Stop()
+		}
+	}()
+	done := ctx.Done()
+	sigs := s.job.Signals
+	for s.nalive > 0 {
+		select {
+		case r := <-s.exited:
+			s.alive[r] = false
+			s.nalive--
+			e := s.procs[r].exit
+			s.log.Debug("launch: rank ended", "rank", r, "status", e.String())
+			if !s.stopping && e.Failed() {
+				s.suspect(r)
+			}
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			s.event(ev)
+		case r := <-s.lostC:
+			if !s.stopping && s.alive[r] {
+				s.fail(r, failLost)
+			}
+		case <-done:
+			done = nil
+			if !s.stopping {
+				s.res.Interrupted = true
+				s.out.notef("cancelled; sending SIGTERM to all ranks")
+				s.stop(syscall.SIGTERM, -1)
+			}
+		case sig := <-sigs:
+			s.signal(sig)
+		case <-timeoutC:
+			if !s.stopping {
+				s.res.TimedOut = true
+				s.out.notef("timeout: the job ran longer than %v; sending SIGQUIT to all ranks (Go ranks print their goroutine stacks)", s.job.Timeout)
+				s.stop(syscall.SIGQUIT, -1)
+			}
+		case <-s.settleC:
+			s.settleC = nil
+			if !s.stopping {
+				s.blame()
+			}
+		case <-s.graceC:
+			s.graceC = nil
+			s.out.notef("%d rank(s) still running %v after being told to stop; sending SIGKILL", s.nalive, s.grace)
+			s.killAll(syscall.SIGKILL)
+		}
+	}
+}
+
+func (s *supervisor) event(ev bootstrap.Event) {
+	if ev.Rank < 0 || ev.Rank >= len(s.procs) {
+		return
+	}
+	s.log.Debug("launch: coordinator event", "event", ev.String())
+	switch ev.Kind {
+	case bootstrap.EventAbort:
+		switch {
+		case !s.stopping && s.nalive == 0:
+			// Every rank exited 0, but this one asked for the job to fail.
+			s.res.Cause, s.failed, s.why = ev.Msg, ev.Rank, failAbort
+		case !s.stopping:
+			s.res.Cause = ev.Msg
+			s.fail(ev.Rank, failAbort)
+		case ev.Rank == s.failed && s.res.Cause == "":
+			// The rank's exit status overtook its Abort.
+			s.res.Cause, s.why = ev.Msg, failAbort
+		}
+	case bootstrap.EventFailing:
+		s.consequent[ev.Rank] = true
+	case bootstrap.EventLost:
+		// A rank that exits 0 without Close is not a failure, and its
+		// exit status usually arrives just after the lost connection. Give
+		// it Grace to show how it ends.
+		if !s.stopping && s.nalive > 0 && s.alive[ev.Rank] {
+			r := ev.Rank
+			s.timers = append(s.timers, time.AfterFunc(s.grace, func() { s.lostC <- r }))
+		}
+	}
+}
+
+func (s *supervisor) signal(sig os.Signal) {
+	ss, ok := sig.(syscall.Signal)
+	if !ok {
+		return
+	}
+	switch ss {
+	case syscall.SIGINT, syscall.SIGTERM:
+		if s.stopping {
+			s.out.notef("got %s again; killing all ranks", signalName(ss))
+			s.graceC = nil
+			s.killAll(syscall.SIGKILL)
+			return
+		}
+		s.res.Interrupted = true
+		s.res.intrSig = ss
+		s.out.notef("got %s; sending SIGTERM to all ranks (%s again kills them)", signalName(ss), signalName(ss))
+		s.stop(syscall.SIGTERM, -1)
+	default:
+		s.log.Debug("launch: forwarding signal", "signal", signalName(ss))
+		s.killAll(ss)
+	}
+}
+
+// suspect records a failed exit of rank r, to be blamed after settle.
+func (s *supervisor) suspect(r int) {
+	s.suspects = append(s.suspects, r)
+	if s.settleC == nil {
+		t := time.NewTimer(settle)
+		s.timers = append(s.timers, t)
+		s.settleC = t.C
+	}
+}
+
+// blame fails the job on the first suspect that failed by itself, or on the
+// first suspect if all of them failed because of another rank.
+func (s *supervisor) blame() {
+	pick := s.suspects[0]
+	for _, r := range s.suspects {
+		if !s.consequent[r] {
+			pick = r
+			break
+		}
+	}
+	s.fail(pick, failExit)
+}
+
+// fail records rank r as the job's first failure and stops the others.
+func (s *supervisor) fail(r int, why failReason) {
+	s.failed, s.why = r, why
+	s.others = s.nalive
+	if s.alive[r] {
+		s.others--
+	}
+	// An aborting rank is left to exit by itself (with its own code)
+	// until Grace runs out.
+	spare := -1
+	if why == failAbort {
+		spare = r
+	}
+	s.stop(syscall.SIGTERM, spare)
+}
+
+// stop sends sig to every running rank except spare, and SIGKILL to all
+// after Grace.
+func (s *supervisor) stop(sig syscall.Signal, spare int) {
+	s.stopping = true
+	for r, p := range s.procs {
+		if r != spare && s.alive[r] {
+			p.signal(sig)
+		}
+	}
+	t := time.NewTimer(s.grace)
+	s.timers = append(s.timers, t)
+	s.graceC = t.C
+}
+
+func (s *supervisor) killAll(sig syscall.Signal) {
+	for r, p := range s.procs {
+		if s.alive[r] {
+			p.signal(sig)
+		}
+	}
+}
+
+// drain waits for the output forwarders and stdin copiers, cutting them
+// off after drainTimeout.
+func (s *supervisor) drain() {
+	deadline := time.Now().Add(drainTimeout)
+	done := make(chan struct{})
+	go func() {
+		for _, p := range s.procs {
+			p.outDone.Wait()
+		}
+		close(done)
+	}()
+	if !waitUntil(done, deadline) {
+		s.log.Warn("launch: rank output still open after the job ended; closing it")
+		for _, p := range s.procs {
+			for _, f := range p.outs {
+				f.Close() // unblocks the forwarder's Read
+			}
+		}
+		<-done
+	}
+	for _, p := range s.procs {
+		for _, f := range p.outs {
+			f.Close()
+		}
+		if p.stdin != nil {
+			p.stdin.Close() // a copier blocked in Write returns
+		}
+	}
+	for _, p := range s.procs {
+		if p.inDone != nil && !waitUntil(p.inDone, deadline) {
+			s.log.Warn("launch: Job.Stdin did not return from Read; leaving its copier behind")
+		}
+	}
+}
+
+// waitUntil reports whether ch was closed before deadline.
+func waitUntil(ch <-chan struct{}, deadline time.Time) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// finish collects the exits and prints the failure report.
+func (s *supervisor) finish() {
+	s.drain()
+	for r, p := range s.procs {
+		s.res.Exits[r] = p.exit
+		s.res.Exits[r].LastStderr = p.tail.get()
+	}
+	if s.failed >= 0 {
+		s.res.Failed = &s.res.Exits[s.failed]
+		s.report()
+	}
+}
+
+// report prints which rank failed, how, where, and its last stderr lines.
+func (s *supervisor) report() {
+	e := s.res.Failed
+	var b strings.Builder
+	who := fmt.Sprintf("rank %d (pid %d) on host %s", e.Rank, e.PID, s.host)
+	switch s.why {
+	case failExit:
+		fmt.Fprintf(&b, "%s %s\n", who, e)
+	case failAbort:
+		fmt.Fprintf(&b, "%s aborted the job: %s\n", who, s.res.Cause)
+		fmt.Fprintf(&b, "rank %d then %s\n", e.Rank, e)
+	case failLost:
+		fmt.Fprintf(&b, "%s dropped its coordinator connection without closing it and kept running; it %s\n", who, e)
+	}
+	if len(e.LastStderr) > 0 {
+		fmt.Fprintf(&b, "last %d stderr line(s) of rank %d:\n", len(e.LastStderr), e.Rank)
+		for _, l := range e.LastStderr {
+			fmt.Fprintf(&b, "  | %s\n", l)
+		}
+	} else {
+		fmt.Fprintf(&b, "rank %d wrote nothing to stderr\n", e.Rank)
+	}
+	if s.others > 0 {
+		fmt.Fprintf(&b, "stopped the other %d running rank(s)\n", s.others)
+	}
+	s.out.notef("%s", b.String())
+}

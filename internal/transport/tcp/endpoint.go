@@ -1,0 +1,298 @@
+package tcp
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorun-hpc/gorun/internal/transport"
+	"github.com/gorun-hpc/gorun/internal/wire"
+)
+
+// ErrPeerClosed is returned (wrapped) by Send after the peer said goodbye:
+// it has closed its endpoint and will read nothing more.
+var ErrPeerClosed = errors.New("tcp: peer closed the connection")
+
+// lingerTimeout bounds how long Close waits for the peer to answer the
+// goodbye (or to drain a full socket so the goodbye can be written). A live
+// peer answers at once from its receive goroutine; only a hung peer or a
+// handler stuck on the other side makes Close wait this long.
+const lingerTimeout = 10 * time.Second
+
+// aLongTimeAgo is a deadline in the past: setting it aborts blocked I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// endpoint is the transport.Endpoint of one connection to one peer, and the
+// owner of that connection's receive goroutine.
+type endpoint struct {
+	t          *Transport
+	self, peer int
+	conn       *net.TCPConn
+	h          transport.Handler
+
+	// wmu serializes writes so frames never interleave; the fields below it
+	// are guarded by it.
+	wmu     sync.Mutex
+	hdr     [wire.HeaderSize]byte
+	vec     [2][]byte
+	bufs    net.Buffers
+	byeSent bool // our goodbye is out; nothing more may be written
+	wbroken bool // a Send was cut off mid-frame: the stream cannot be continued
+
+	closing atomic.Bool             // local Close or Transport.Close began: no PeerLost, Send fails
+	peerBye atomic.Bool             // the peer's goodbye arrived
+	lost    atomic.Pointer[lostErr] // the connection broke; Send returns this
+
+	closeOnce sync.Once
+	closeErr  error
+	done      chan struct{} // closed when the receive goroutine has ended
+
+	rd   reader
+	body body
+}
+
+type lostErr struct{ err error }
+
+func newEndpoint(t *Transport, peer int, conn *net.TCPConn, h transport.Handler) (*endpoint, error) {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	e := &endpoint{t: t, self: t.cfg.Self, peer: peer, conn: conn, h: h, done: make(chan struct{})}
+	e.rd.init(rc, t.cfg.Spin, &e.closing)
+	e.body.rd = &e.rd
+	e.body.wrap = e.payloadErr
+	return e, nil
+}
+
+// Send implements transport.Endpoint. It writes the header and the payload
+// with one writev under the connection's write lock, so it is safe for
+// concurrent use and returns once the kernel has the bytes. It blocks while
+// the peer's socket buffer is full. After Close it fails with an error
+// wrapping transport.ErrClosed; after the connection broke, with one
+// wrapping transport.ErrPeerLost; after the peer's goodbye, with one
+// wrapping ErrPeerClosed.
+func (e *endpoint) Send(h wire.Header, payload []byte) error {
+	if len(payload) > wire.MaxPayload {
+		return fmt.Errorf("tcp: rank %d -> rank %d: send: payload of %d bytes exceeds %d",
+			e.self, e.peer, len(payload), wire.MaxPayload)
+	}
+	h.Len = uint32(len(payload))
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	if err := e.sendStateLocked(); err != nil {
+		return err
+	}
+	h.Encode(e.hdr[:])
+	e.vec[0], e.vec[1] = e.hdr[:], payload
+	e.bufs = e.vec[:]
+	n, err := e.bufs.WriteTo(e.conn)
+	e.vec[1], e.bufs = nil, nil // do not keep the caller's payload alive
+	if err != nil {
+		if n > 0 {
+			e.wbroken = true
+		}
+		if serr := e.sendStateLocked(); serr != nil {
+			return serr
+		}
+		return fmt.Errorf("tcp: rank %d -> rank %d: send: %w: %w", e.self, e.peer, transport.ErrPeerLost, err)
+	}
+	return nil
+}
+
+// sendStateLocked says why nothing may be sent, or nil.
+func (e *endpoint) sendStateLocked() error {
+	switch {
+	case e.closing.Load():
+		return fmt.Errorf("tcp: rank %d -> rank %d: send: %w", e.self, e.peer, transport.ErrClosed)
+	case e.lost.Load() != nil:
+		return e.lost.Load().err
+	case e.peerBye.Load() || e.byeSent:
+		return fmt.Errorf("tcp: rank %d -> rank %d: send: %w", e.self, e.peer, ErrPeerClosed)
+	case e.wbroken:
+		return fmt.Errorf("tcp: rank %d -> rank %d: send: stream broken by an aborted send: %w", e.self, e.peer, transport.ErrPeerLost)
+	}
+	return nil
+}
+
+// sendByeLocked writes our goodbye and shuts our write side, so the peer
+// reads the goodbye and then EOF. It is a no-op if that was done already or
+// if the stream cannot carry a frame any more.
+func (e *endpoint) sendByeLocked() error {
+	if e.byeSent || e.wbroken || e.lost.Load() != nil {
+		return nil
+	}
+	e.byeSent = true
+	var b [wire.HeaderSize]byte
+	h := wire.Header{Kind: wire.KindBye}
+	h.Encode(b[:])
+	if err := e.conn.SetWriteDeadline(time.Now().Add(lingerTimeout)); err != nil {
+		return err
+	}
+	n, err := e.conn.Write(b[:])
+	if err != nil {
+		if n > 0 {
+			e.wbroken = true
+		}
+		return fmt.Errorf("tcp: rank %d -> rank %d: close: sending goodbye: %w", e.self, e.peer, err)
+	}
+	return e.conn.CloseWrite()
+}
+
+// Close implements transport.Endpoint: it sends a goodbye after the frames
+// of the Sends that have returned, then waits (at most lingerTimeout) for
+// the peer to answer with its own goodbye or to close, and releases the
+// connection. A Send blocked at that moment is aborted and returns an error
+// wrapping transport.ErrClosed; if it had written part of its frame, no
+// goodbye can follow it and the peer, unless it is closing too, reports
+// this side lost. Close returns an error only if the goodbye could not be
+// sent. It is safe to call more than once and concurrently with Send.
+func (e *endpoint) Close() error {
+	e.closeOnce.Do(func() { e.closeErr = e.close() })
+	return e.closeErr
+}
+
+func (e *endpoint) close() error {
+	e.closing.Store(true)
+	if !e.wmu.TryLock() {
+		// A Send holds the lock, perhaps blocked on a peer that does not
+		// read. Waiting for it could take forever, so cut it off.
+		e.conn.SetWriteDeadline(aLongTimeAgo)
+		e.wmu.Lock()
+	}
+	var err error
+	switch {
+	case e.wbroken:
+		err = fmt.Errorf("tcp: rank %d -> rank %d: close: goodbye not sent: a send was aborted mid-frame", e.self, e.peer)
+	case e.t.killed.Load():
+	default:
+		err = e.sendByeLocked()
+	}
+	e.wmu.Unlock()
+	if err != nil {
+		// Without our goodbye the peer will not close in answer; do not
+		// linger for it.
+		e.conn.Close()
+	}
+	timer := time.NewTimer(lingerTimeout)
+	select {
+	case <-e.done:
+	case <-timer.C:
+		e.conn.Close()
+		<-e.done
+	}
+	timer.Stop()
+	e.conn.Close()
+	return err
+}
+
+// kill closes the connection without a goodbye (Transport.Close).
+func (e *endpoint) kill() {
+	e.closing.Store(true)
+	e.conn.Close()
+}
+
+// payloadErr is the error Body methods return when the stream fails under
+// them; the same error then ends the receive loop.
+func (e *endpoint) payloadErr(err error) error {
+	return fmt.Errorf("tcp: rank %d <- rank %d: reading payload: %w: %w", e.self, e.peer, transport.ErrPeerLost, streamErr(err))
+}
+
+// receive is the connection's receive goroutine.
+func (e *endpoint) receive() {
+	defer e.t.wg.Done()
+	defer close(e.done)
+	err := e.receiveLoop()
+	if err == nil {
+		// Orderly end: the peer said goodbye and closed its side. Answer
+		// with ours (unless our Close already did) so its Close returns
+		// without waiting for our runtime to close this endpoint.
+		if !e.closing.Load() {
+			e.wmu.Lock()
+			e.sendByeLocked()
+			e.wmu.Unlock()
+		}
+		e.conn.Close()
+		return
+	}
+	if e.closing.Load() {
+		// Our own Close or kill ended the stream; the peer is not lost.
+		e.conn.Close()
+		return
+	}
+	lost := err
+	if !errors.Is(err, transport.ErrPeerLost) {
+		lost = fmt.Errorf("tcp: rank %d <- rank %d: receive: %w: %w", e.self, e.peer, transport.ErrPeerLost, err)
+	}
+	e.lost.Store(&lostErr{lost})
+	e.conn.Close()
+	e.h.PeerLost(e.peer, lost)
+}
+
+// streamErr names an end of stream inside a frame for what it is.
+func streamErr(err error) error {
+	if err == io.EOF {
+		return errTruncated
+	}
+	return err
+}
+
+var (
+	errNoBye       = errors.New("connection closed without goodbye")
+	errTruncated   = errors.New("connection closed mid-frame")
+	errAfterBye    = errors.New("frame after goodbye")
+	errByePayload  = errors.New("goodbye with a payload")
+	errHandlerFail = errors.New("handler failed")
+)
+
+// receiveLoop reads and dispatches frames until the stream ends. It returns
+// nil for an orderly end (goodbye, then EOF) and otherwise why it ended.
+func (e *endpoint) receiveLoop() error {
+	rd, b := &e.rd, &e.body
+	for {
+		if err := rd.ensure(wire.HeaderSize); err != nil {
+			if err == io.EOF {
+				switch {
+				case rd.buffered() > 0:
+					return errTruncated
+				case e.peerBye.Load():
+					return nil
+				}
+				return errNoBye
+			}
+			return streamErr(err)
+		}
+		h, err := wire.Decode(rd.buf[rd.r:rd.w])
+		if err != nil {
+			return err
+		}
+		rd.r += wire.HeaderSize
+		if e.peerBye.Load() {
+			return errAfterBye
+		}
+		if h.Kind == wire.KindBye {
+			if h.Len != 0 {
+				return errByePayload
+			}
+			e.peerBye.Store(true)
+			continue
+		}
+		b.start(int(h.Len))
+		if herr := e.h.HandleFrame(e.peer, h, b); herr != nil {
+			b.live = false
+			if b.err != nil {
+				// The handler failed because the payload could not be
+				// read: the stream is the cause, not the handler.
+				return b.err
+			}
+			return fmt.Errorf("%w: %w", errHandlerFail, herr)
+		}
+		if err := b.finish(); err != nil {
+			return streamErr(err)
+		}
+	}
+}

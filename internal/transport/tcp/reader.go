@@ -1,0 +1,312 @@
+package tcp
+
+import (
+	"errors"
+	"io"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// bufSize is the per-connection receive buffer. Small frames are read
+	// many at a time into it; it is also the largest payload Body.Bytes
+	// serves without a second buffer. It is per peer, so it is kept modest
+	// (a 1000-rank job holds 1000 of them).
+	bufSize = 64 << 10
+
+	// directMin is the payload remainder from which ReadInto reads straight
+	// into the caller's memory instead of through the buffer. Below it, one
+	// buffered read that may also bring the next headers is cheaper than an
+	// extra syscall per frame; above it the copy costs more than the call.
+	directMin = 16 << 10
+
+	// spinBudget bounds one spell of polling the socket while Config.Spin
+	// says to. A reply that is a few network hops away arrives well within
+	// it; past it the peer is evidently busy, and parking in the netpoller
+	// (a few microseconds more on wake-up) is cheaper than a burnt core.
+	spinBudget = 50 * time.Microsecond
+
+	// scratchKeep is the largest Bytes scratch buffer kept between frames;
+	// larger payloads read with Bytes get a buffer of their own that is
+	// dropped afterwards, so one huge frame does not pin memory forever.
+	scratchKeep = 4 << 20
+)
+
+// reader is a buffered reader over one socket. Unlike bufio over net.Conn it
+// reads with non-blocking syscalls inside RawConn.Read, so it can poll the
+// socket for a while (spin) before parking the goroutine in the netpoller,
+// and it can read large payloads straight into the caller's memory.
+//
+// It is used by the connection's receive goroutine only.
+type reader struct {
+	rc   syscall.RawConn
+	spin func() bool  // nil: never spin
+	stop *atomic.Bool // set when the connection is closing: stop spinning now
+
+	buf  []byte
+	r, w int   // buf[r:w] holds bytes read but not consumed
+	err  error // sticky: once the stream failed, it stays failed
+
+	// readFn's argument and results; kept in the struct so the callback
+	// passed to RawConn.Read is allocated once, not per read.
+	dst    []byte
+	n      int
+	rerr   error
+	readFn func(uintptr) bool
+}
+
+func (rd *reader) init(rc syscall.RawConn, spin func() bool, stop *atomic.Bool) {
+	rd.rc, rd.spin, rd.stop = rc, spin, stop
+	rd.buf = make([]byte, bufSize)
+	rd.readFn = rd.poll
+}
+
+func (rd *reader) buffered() int { return rd.w - rd.r }
+
+// readSome reads at least one byte into p (len(p) > 0), waiting as needed.
+// It returns io.EOF at the end of the stream.
+func (rd *reader) readSome(p []byte) (int, error) {
+	if rd.err != nil {
+		return 0, rd.err
+	}
+	rd.dst, rd.n, rd.rerr = p, 0, nil
+	err := rd.rc.Read(rd.readFn)
+	rd.dst = nil
+	if err == nil {
+		err = rd.rerr
+	}
+	if err != nil {
+		rd.err = err
+		return 0, err
+	}
+	return rd.n, nil
+}
+
+// poll is the RawConn.Read callback: true when it read something or failed
+// for good, false to have the runtime park until the socket is readable.
+// Go keeps its sockets O_NONBLOCK, so unix.Read never blocks here.
+func (rd *reader) poll(fd uintptr) bool {
+	var start time.Time
+	for {
+		n, err := rawRead(fd, rd.dst)
+		switch err {
+		case nil:
+			if n == 0 {
+				rd.rerr = io.EOF
+			}
+			rd.n = n
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			if rd.spin == nil || rd.stop.Load() || !rd.spin() {
+				return false
+			}
+			if start.IsZero() {
+				start = time.Now()
+			} else if time.Since(start) > spinBudget {
+				return false
+			}
+		default:
+			rd.rerr = os.NewSyscallError("read", err)
+			return true
+		}
+	}
+}
+
+// rawRead is read(2) without telling the scheduler about it: on a
+// non-blocking socket it never blocks, and entersyscall/exitsyscall would
+// let sysmon hand our P to another thread when a spinning read happens to
+// be descheduled.
+func rawRead(fd uintptr, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// fill reads more bytes into the free tail of buf. The caller makes sure
+// there is room.
+func (rd *reader) fill() error {
+	n, err := rd.readSome(rd.buf[rd.w:])
+	rd.w += n
+	return err
+}
+
+// ensure makes n <= len(buf) bytes available contiguously at buf[r:].
+func (rd *reader) ensure(n int) error {
+	if rd.buffered() >= n {
+		return nil
+	}
+	if rd.r == rd.w {
+		rd.r, rd.w = 0, 0
+	} else if rd.r+n > len(rd.buf) {
+		rd.w = copy(rd.buf, rd.buf[rd.r:rd.w])
+		rd.r = 0
+	}
+	for rd.buffered() < n {
+		if err := rd.fill(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readFull fills dst from the stream: first what is buffered, then large
+// remainders straight from the socket into dst.
+func (rd *reader) readFull(dst []byte) error {
+	k := copy(dst, rd.buf[rd.r:rd.w])
+	rd.r += k
+	dst = dst[k:]
+	for len(dst) > 0 {
+		if len(dst) >= directMin {
+			n, err := rd.readSome(dst)
+			if err != nil {
+				return err
+			}
+			dst = dst[n:]
+			continue
+		}
+		rd.r, rd.w = 0, 0
+		if err := rd.fill(); err != nil {
+			return err
+		}
+		k := copy(dst, rd.buf[rd.r:rd.w])
+		rd.r += k
+		dst = dst[k:]
+	}
+	return nil
+}
+
+// discard drops n bytes of the stream.
+func (rd *reader) discard(n int) error {
+	for n > 0 {
+		if rd.r == rd.w {
+			rd.r, rd.w = 0, 0
+			if err := rd.fill(); err != nil {
+				return err
+			}
+		}
+		k := min(n, rd.buffered())
+		rd.r += k
+		n -= k
+	}
+	return nil
+}
+
+var (
+	errBodySize     = errors.New("destination size differs from payload")
+	errBodyConsumed = errors.New("payload already read")
+	errBodyExpired  = errors.New("body used after HandleFrame returned")
+)
+
+// body is the transport.Body of the frame being handled. One per connection,
+// reused for every frame: handing out a pointer to it costs no allocation.
+type body struct {
+	rd      *reader
+	n       int    // payload size
+	left    int    // payload bytes still in the stream
+	got     []byte // the payload, once Bytes returned it
+	live    bool   // inside HandleFrame
+	err     error  // a read failed: the connection is broken
+	scratch []byte // Bytes buffer for payloads larger than the reader's buffer
+
+	wrap func(error) error // turns a read error into the one handlers see
+}
+
+// fail records a failed read and returns the error for the handler.
+func (b *body) fail(err error) error {
+	b.err = b.wrap(err)
+	return b.err
+}
+
+func (b *body) start(n int) {
+	b.n, b.left, b.got, b.live, b.err = n, n, nil, true, nil
+}
+
+// finish skips what the handler did not read and invalidates the body.
+func (b *body) finish() error {
+	b.live = false
+	b.got = nil
+	if b.err != nil {
+		return b.err
+	}
+	if b.left > 0 {
+		if err := b.rd.discard(b.left); err != nil {
+			return err
+		}
+		b.left = 0
+	}
+	if cap(b.scratch) > scratchKeep {
+		b.scratch = nil
+	}
+	return nil
+}
+
+// Len implements transport.Body.
+func (b *body) Len() int { return b.n }
+
+// ReadInto implements transport.Body.
+func (b *body) ReadInto(dst []byte) error {
+	switch {
+	case !b.live:
+		return errBodyExpired
+	case len(dst) != b.n:
+		return errBodySize
+	case b.got != nil:
+		copy(dst, b.got)
+		return nil
+	case b.left != b.n:
+		return errBodyConsumed
+	case b.err != nil:
+		return b.err
+	}
+	b.left = 0
+	if err := b.rd.readFull(dst); err != nil {
+		return b.fail(err)
+	}
+	return nil
+}
+
+// Bytes implements transport.Body.
+func (b *body) Bytes() ([]byte, error) {
+	switch {
+	case !b.live:
+		return nil, errBodyExpired
+	case b.got != nil:
+		return b.got, nil
+	case b.left != b.n:
+		return nil, errBodyConsumed
+	case b.err != nil:
+		return nil, b.err
+	}
+	rd := b.rd
+	if b.n <= len(rd.buf) {
+		if err := rd.ensure(b.n); err != nil {
+			return nil, b.fail(err)
+		}
+		b.got = rd.buf[rd.r : rd.r+b.n : rd.r+b.n]
+		rd.r += b.n
+		b.left = 0
+		return b.got, nil
+	}
+	if cap(b.scratch) < b.n {
+		b.scratch = make([]byte, b.n)
+	}
+	p := b.scratch[:b.n]
+	b.left = 0
+	if err := rd.readFull(p); err != nil {
+		return nil, b.fail(err)
+	}
+	b.got = p
+	return p, nil
+}

@@ -1,0 +1,124 @@
+// Package tcp is the TCP transport: one authenticated TCP connection per
+// pair of ranks, carrying wire frames with our own framing (no multiplexer),
+// and one receive goroutine per connection that can poll the socket instead
+// of parking in the netpoller while the runtime is waiting for a message.
+//
+// The frame format, the handshake, the connection and goodbye rules and the
+// spin-then-park receive are described in docs/wire.md.
+package tcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+)
+
+// Config configures a Transport.
+type Config struct {
+	// Secret is the job secret both ends of every connection prove they
+	// hold (see package auth). Required.
+	Secret []byte
+
+	// Self is this process's rank in the world.
+	Self int
+
+	// Listen is the address to listen on; "" means "127.0.0.1:0". Use a
+	// specific interface address for multi-host jobs: Addr reports the
+	// listener's address as is, and an unspecified host (0.0.0.0) is not
+	// something another host can dial.
+	Listen string
+
+	// Spin, if non-nil, is called by the receive goroutines when their
+	// socket has no data. While it returns true the goroutine keeps
+	// polling the socket with non-blocking reads, for up to about 50 µs per
+	// wait, instead of parking in the netpoller; then it parks anyway. It
+	// is called often and from every receive goroutine at once, so it must
+	// be cheap and safe for concurrent use (an atomic load).
+	Spin func() bool
+
+	// Logger receives warnings about connections that were dropped (a
+	// stranger that failed the handshake, a duplicate rank). nil discards.
+	Logger *slog.Logger
+}
+
+// Transport is one rank's TCP transport: a listener, then (after Connect)
+// one connection per peer. Its methods are safe for concurrent use.
+type Transport struct {
+	cfg  Config
+	log  *slog.Logger
+	ln   *net.TCPListener
+	addr string
+
+	killed atomic.Bool // Close ran: connections were cut without goodbye
+
+	mu        sync.Mutex
+	closed    bool
+	connected bool               // Connect was called
+	cancel    context.CancelFunc // ends a running Connect
+	eps       []*endpoint
+	wg        sync.WaitGroup // Connect calls and receive goroutines
+}
+
+// Listen opens the transport's listener. Peers can dial Addr from now on;
+// their connections wait in the listen backlog until Connect.
+func Listen(cfg Config) (*Transport, error) {
+	if len(cfg.Secret) == 0 {
+		return nil, fmt.Errorf("tcp: rank %d: listen: empty job secret", cfg.Self)
+	}
+	if cfg.Self < 0 {
+		return nil, fmt.Errorf("tcp: listen: negative rank %d", cfg.Self)
+	}
+	addr := cfg.Listen
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var lc net.ListenConfig
+	l, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("tcp: rank %d: listen on %s: %w", cfg.Self, addr, err)
+	}
+	t := &Transport{cfg: cfg, log: cfg.Logger, ln: l.(*net.TCPListener), addr: l.Addr().String()}
+	if t.log == nil {
+		t.log = slog.New(slog.DiscardHandler)
+	}
+	return t, nil
+}
+
+// Addr returns the "ip:port" that peers should dial. It stays valid (as a
+// string) after the listener is closed.
+func (t *Transport) Addr() string { return t.addr }
+
+// Close closes the listener and every connection abruptly, without a
+// goodbye, so peers report this rank lost; it is how a dying or aborting
+// rank lets go. Endpoints stay valid objects: their Sends fail with an
+// error wrapping transport.ErrClosed and their Close returns at once. A
+// running Connect returns an error. Close waits for every goroutine the
+// transport started; it is safe to call more than once.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		t.wg.Wait()
+		return nil
+	}
+	t.closed = true
+	t.killed.Store(true)
+	if t.cancel != nil {
+		t.cancel()
+	}
+	eps := t.eps
+	t.mu.Unlock()
+	err := t.ln.Close()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	for _, e := range eps {
+		e.kill()
+	}
+	t.wg.Wait()
+	return err
+}

@@ -1,0 +1,136 @@
+// Package wire defines the frame header that every transport carries between
+// two ranks, and its encoding. The layout is documented in docs/wire.md.
+//
+// A frame is a fixed 40-byte header followed by Len bytes of payload. The
+// header is little-endian. Transports move frames in order and do not look
+// inside them beyond Len and the transport-reserved kinds; the meaning of the
+// other fields belongs to the runtime (tags, contexts, protocols).
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Version is the protocol version carried in every header. A peer with
+// another version is refused at the first frame.
+const Version = 1
+
+// HeaderSize is the encoded size of a Header in bytes.
+const HeaderSize = 40
+
+// MaxPayload is the largest payload one frame may carry. Larger messages are
+// split into several frames by the runtime (rendezvous data chunks).
+const MaxPayload = 1 << 30
+
+// Kind says what a frame is. Kinds below KindTransport belong to the layers
+// above the transport; kinds from KindTransport up are the transport's own.
+type Kind uint8
+
+// Frame kinds.
+const (
+	KindInvalid Kind = iota
+	KindEager        // point-to-point message with its data: Context, Src, Tag; payload = data
+	KindRTS          // rendezvous request to send: Context, Src, Tag; Arg0 = sender request, Arg1 = total bytes
+	KindCTS          // rendezvous clear to send: Arg0 = sender request, Arg1 = receiver request; FlagDecline
+	KindData         // rendezvous data chunk: Arg0 = receiver request, Arg1 = byte offset
+	KindAbort        // the sender's job is aborting: payload = cause text
+	KindAM           // active message for a layer above p2p (RMA, later): Context names the service
+
+	// KindTransport and above are reserved for transports.
+	KindTransport Kind = 0xF0
+	KindBye       Kind = 0xFF // orderly close: the peer will send nothing more
+)
+
+// Flags.
+const (
+	FlagDecline uint8 = 1 << 0 // on KindCTS: the receiver will not take the data (truncation)
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindEager:
+		return "eager"
+	case KindRTS:
+		return "rts"
+	case KindCTS:
+		return "cts"
+	case KindData:
+		return "data"
+	case KindAbort:
+		return "abort"
+	case KindAM:
+		return "am"
+	case KindBye:
+		return "bye"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+func (k Kind) valid() bool {
+	return (k >= KindEager && k <= KindAM) || k == KindBye
+}
+
+// Header is one frame header.
+type Header struct {
+	Kind    Kind
+	Flags   uint8
+	Len     uint32 // payload bytes that follow the header
+	Context uint32 // communicator context id
+	Src     int32  // sender's rank in that communicator
+	Tag     int32
+	Arg0    uint64
+	Arg1    uint64
+}
+
+// ErrHeader is returned for a header that cannot be decoded.
+var ErrHeader = errors.New("wire: bad frame header")
+
+// Encode writes h into b[:HeaderSize]. It panics if b is shorter, which is a
+// programming error.
+func (h *Header) Encode(b []byte) {
+	_ = b[HeaderSize-1]
+	b[0] = Version
+	b[1] = byte(h.Kind)
+	b[2] = h.Flags
+	b[3] = 0
+	binary.LittleEndian.PutUint32(b[4:], h.Len)
+	binary.LittleEndian.PutUint32(b[8:], h.Context)
+	binary.LittleEndian.PutUint32(b[12:], uint32(h.Src))
+	binary.LittleEndian.PutUint32(b[16:], uint32(h.Tag))
+	binary.LittleEndian.PutUint32(b[20:], 0)
+	binary.LittleEndian.PutUint64(b[24:], h.Arg0)
+	binary.LittleEndian.PutUint64(b[32:], h.Arg1)
+}
+
+// Decode reads a header from b. It checks the version, the kind, the reserved
+// bytes and the payload length, and returns an error wrapping ErrHeader for
+// anything else, so a stranger's bytes are refused rather than trusted.
+func Decode(b []byte) (Header, error) {
+	var h Header
+	if len(b) < HeaderSize {
+		return h, fmt.Errorf("%w: %d bytes, want %d", ErrHeader, len(b), HeaderSize)
+	}
+	if b[0] != Version {
+		return h, fmt.Errorf("%w: version %d, want %d", ErrHeader, b[0], Version)
+	}
+	h.Kind = Kind(b[1])
+	if !h.Kind.valid() {
+		return h, fmt.Errorf("%w: unknown kind %d", ErrHeader, b[1])
+	}
+	if b[3] != 0 || binary.LittleEndian.Uint32(b[20:]) != 0 {
+		return h, fmt.Errorf("%w: reserved bytes set", ErrHeader)
+	}
+	h.Flags = b[2]
+	h.Len = binary.LittleEndian.Uint32(b[4:])
+	if h.Len > MaxPayload {
+		return h, fmt.Errorf("%w: payload %d bytes exceeds %d", ErrHeader, h.Len, MaxPayload)
+	}
+	h.Context = binary.LittleEndian.Uint32(b[8:])
+	h.Src = int32(binary.LittleEndian.Uint32(b[12:]))
+	h.Tag = int32(binary.LittleEndian.Uint32(b[16:]))
+	h.Arg0 = binary.LittleEndian.Uint64(b[24:])
+	h.Arg1 = binary.LittleEndian.Uint64(b[32:])
+	return h, nil
+}

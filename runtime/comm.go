@@ -1,0 +1,249 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+)
+
+// A Comm is a communicator: an ordered group of ranks and a private message
+// space. Its methods manage it; the data-moving calls (Send, Recv, Bcast,
+// Allreduce, ...) are package functions that take it first, because Go
+// methods cannot have type parameters.
+//
+// A nil *Comm is the serial communicator: rank 0 of 1. Collectives on it
+// copy their input to their output, Barrier returns at once, Dup and Split
+// return nil, Close does nothing, and point-to-point calls return ErrInvalid
+// (there is no one to talk to). Libraries can therefore take a *Comm and
+// accept nil the way pshmem accepts comm=None.
+//
+// Concurrency: any goroutine may call point-to-point functions on a Comm at
+// any time, concurrently with others. Collective calls on one Comm must be
+// made by every rank in the same order and not concurrently with another
+// collective on the same Comm (as in MPI); use Dup to give each goroutine
+// its own communicator.
+//
+// Failure is sticky and shared: when a peer dies, a connection breaks, a
+// rank calls Abort or the watchdog fires, every pending and later call on
+// every communicator of the world returns an error wrapping ErrAborted and
+// the first cause. Close of the world communicator makes later calls return
+// ErrClosed.
+type Comm struct {
+	w     *world
+	name  string
+	ctx   uint32 // point-to-point context; ctx+1 carries the collectives
+	rank  int
+	size  int
+	group []int // world rank of each rank of this communicator
+
+	// seq numbers the collective calls on c; every rank calls collectives
+	// in the same order, so equal seq means the same call everywhere.
+	seq     uint32
+	closing atomic.Bool // Close has started
+	closed  atomic.Bool // calls return ErrClosed
+	world   bool
+}
+
+// Undefined is the color that leaves a rank out of every group in Split.
+const Undefined = -1
+
+// Rank returns the calling rank's number in c, from 0 to Size()-1.
+func (c *Comm) Rank() int {
+	if c == nil {
+		return 0
+	}
+	return c.rank
+}
+
+// Size returns the number of ranks in c.
+func (c *Comm) Size() int {
+	if c == nil {
+		return 1
+	}
+	return c.size
+}
+
+// Name returns c's name for messages: "world", "world.dup", ...
+func (c *Comm) Name() string {
+	if c == nil {
+		return "serial"
+	}
+	return c.name
+}
+
+// WorldRank returns the world rank of rank r of c, or -1 if r is out of
+// range.
+func (c *Comm) WorldRank(r int) int {
+	if c == nil {
+		if r == 0 {
+			return 0
+		}
+		return -1
+	}
+	if r < 0 || r >= c.size {
+		return -1
+	}
+	return c.group[r]
+}
+
+func (c *Comm) usable() error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	return c.w.err()
+}
+
+// Dup returns a new communicator with the same ranks in the same order and
+// a message space of its own (MPI_Comm_dup).
+//
+// Dup is collective over c and blocking. Errors: ErrAborted, ErrClosed.
+func (c *Comm) Dup() (*Comm, error) {
+	if c == nil {
+		return nil, nil
+	}
+	d, err := c.split(0, c.rank, c.name+".dup")
+	return d, c.opErr("Dup", NoPeer, err)
+}
+
+// Split partitions c into one communicator per color (≥ 0): the ranks that
+// pass the same color form a group, ordered by key and then by their rank in
+// c (MPI_Comm_split). A rank that passes Undefined gets a nil *Comm — which
+// is the serial communicator, so check the color before using it.
+//
+// Split is collective over c and blocking. Errors: ErrInvalid for a color
+// below Undefined (on every rank that passed one), ErrAborted, ErrClosed.
+func (c *Comm) Split(color, key int) (*Comm, error) {
+	if c == nil {
+		return nil, nil
+	}
+	if color < Undefined {
+		// Still take part, so that the other ranks do not wait for us.
+		_, _ = c.split(Undefined, key, "")
+		return nil, c.opErr("Split", NoPeer, errInvalid(fmt.Sprintf("color %d is negative and not Undefined", color)))
+	}
+	s, err := c.split(color, key, fmt.Sprintf("%s.split(%d)", c.name, color))
+	return s, c.opErr("Split", NoPeer, err)
+}
+
+// SplitShared returns the communicator of the ranks of c that share this
+// rank's node, so they can share memory (MPI_Comm_split_type with
+// MPI_COMM_TYPE_SHARED), ordered by their rank in c. Under gorun --nodes K,
+// the emulated nodes count as nodes.
+//
+// SplitShared is collective over c and blocking. Errors as Split.
+func (c *Comm) SplitShared() (*Comm, error) {
+	if c == nil {
+		return nil, nil
+	}
+	me := c.w.nodes[c.group[c.rank]]
+	color := 0
+	for r := range c.size {
+		if c.w.nodes[c.group[r]] == me {
+			color = r
+			break
+		}
+	}
+	s, err := c.split(color, c.rank, c.name+".shared")
+	return s, c.opErr("SplitShared", NoPeer, err)
+}
+
+// split is the collective core of Dup, Split and SplitShared: it gathers
+// every rank's (color, key, next free context) and builds this rank's group.
+func (c *Comm) split(color, key int, name string) (*Comm, error) {
+	if err := c.usable(); err != nil {
+		return nil, err
+	}
+	mine := []int64{int64(color), int64(key), int64(c.w.peekCtx())}
+	all := make([]int64, 3*c.size)
+	if err := allgatherBytes(c, asBytes(mine), asBytes(all)); err != nil {
+		return nil, err
+	}
+	var next int64
+	type member struct{ key, rank int }
+	var members []member
+	for r := range c.size {
+		next = max(next, all[3*r+2])
+		if int(all[3*r]) == color && color != Undefined {
+			members = append(members, member{int(all[3*r+1]), r})
+		}
+	}
+	// Every rank reserves the same context pair, above anything any of them
+	// uses, so the new communicators' messages cannot meet older ones.
+	ctx := c.w.allocCtx(uint32(next))
+	if color == Undefined {
+		return nil, nil
+	}
+	slices.SortStableFunc(members, func(a, b member) int {
+		if a.key != b.key {
+			return a.key - b.key
+		}
+		return a.rank - b.rank
+	})
+	n := &Comm{w: c.w, name: name, ctx: ctx, size: len(members), group: make([]int, len(members))}
+	for i, m := range members {
+		n.group[i] = c.group[m.rank]
+		if m.rank == c.rank {
+			n.rank = i
+		}
+	}
+	return n, nil
+}
+
+// Abort makes the whole job fail with cause: every pending and later call
+// of every rank returns an error wrapping ErrAborted that names this rank
+// and cause, and gorun stops the job and exits non-zero (MPI_Abort). It does
+// not block and is not collective. On the nil communicator it does nothing.
+func (c *Comm) Abort(cause error) {
+	if c == nil {
+		return
+	}
+	if cause == nil {
+		cause = errors.New("no cause given")
+	}
+	c.w.abort(fmt.Errorf("rank %d of %s called Abort: %w", c.rank, c.name, cause))
+}
+
+// Close releases c. For the world communicator returned by Init it is
+// MPI_Finalize: collective and blocking (a barrier, so no rank leaves while
+// others still talk to it), then every connection is closed in order and
+// later calls return ErrClosed. For other communicators it is local and
+// only makes later calls on c return ErrClosed. Close is idempotent; on a
+// failed world it still releases everything and returns the failure.
+//
+// Deferred directly (defer world.Close()) in a goroutine that panics, Close
+// does not wait for the others, who may be waiting for this rank: it
+// aborts the world with the panic as the cause, releases everything and
+// lets the panic continue.
+func (c *Comm) Close() error {
+	if p := recover(); p != nil {
+		if c != nil && c.world {
+			c.w.abort(fmt.Errorf("rank %d panicked: %v", c.rank, p))
+			c.closing.Store(true)
+			c.closed.Store(true)
+			_ = c.w.close()
+		}
+		panic(p)
+	}
+	if c == nil || c.closing.Swap(true) {
+		return nil
+	}
+	if !c.world {
+		c.closed.Store(true)
+		return nil
+	}
+	var err error
+	if c.w.err() == nil {
+		err = barrier(c)
+	}
+	c.closed.Store(true)
+	if e := c.w.close(); err == nil {
+		err = e
+	}
+	if err == nil {
+		if f := c.w.failureErr(); f != nil {
+			err = f
+		}
+	}
+	return c.opErr("Close", NoPeer, err)
+}

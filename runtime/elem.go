@@ -1,0 +1,48 @@
+package runtime
+
+import (
+	"reflect"
+	"unsafe"
+)
+
+// Elem is the set of element types messages and collectives carry: fixed-size
+// numbers without pointers, so a slice of them is its bytes. byte is uint8.
+//
+// Data crosses the wire in the sender's memory layout; every rank of a job
+// must have the same byte order and word size (Init checks GOARCH).
+type Elem interface {
+	~int8 | ~int16 | ~int32 | ~int64 | ~int |
+		~uint8 | ~uint16 | ~uint32 | ~uint64 | ~uint | ~uintptr |
+		~float32 | ~float64 | ~complex64 | ~complex128
+}
+
+// sizeOf returns the size in bytes of one T.
+func sizeOf[T Elem]() int {
+	var z T
+	return int(unsafe.Sizeof(z))
+}
+
+// asBytes returns the memory of s as bytes. It is the one place the runtime
+// turns a typed slice into bytes; Elem guarantees no pointers are exposed.
+func asBytes[T Elem](s []T) []byte {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*sizeOf[T]())
+}
+
+// reinterpret views s as a slice of B, a type with the same size and kind
+// as T (for example a named ~float64 type as float64). Callers pass only
+// pairs that kindOf proved identical in layout.
+func reinterpret[B, T Elem](s []T) []B {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*B)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
+}
+
+// kindOf returns the underlying kind of T, which selects the reduction
+// kernels.
+func kindOf[T Elem]() reflect.Kind {
+	return reflect.TypeFor[T]().Kind()
+}

@@ -1,0 +1,181 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gorun-hpc/gorun/internal/bootstrap"
+	"github.com/gorun-hpc/gorun/internal/transport"
+	"github.com/gorun-hpc/gorun/internal/transport/inproc"
+)
+
+// Config configures a world. The zero value is the default; Init(ctx) is
+// new(Config).Init(ctx).
+type Config struct {
+	// Transports restricts the transports the world may use, by name:
+	// "self", "tcp" (and "shm" once it exists). Nil allows all. The
+	// GORUN_TRANSPORTS variable set by gorun --transports restricts further.
+	Transports []string
+
+	// EagerLimit is the largest message, in bytes, sent in one frame
+	// without waiting for the receiver. Zero means 64 KiB.
+	EagerLimit int
+
+	// Timeout, if positive, is a watchdog on every blocking call: a call
+	// that waits longer aborts the world with a cause naming the call.
+	Timeout time.Duration
+
+	// Logger receives diagnostics (strangers refused, peers lost). Nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+// DefaultEagerLimit is the eager limit when Config.EagerLimit is zero.
+const DefaultEagerLimit = 64 << 10
+
+func (cfg *Config) eagerLimit() int {
+	if cfg.EagerLimit > 0 {
+		return cfg.EagerLimit
+	}
+	return DefaultEagerLimit
+}
+
+func (cfg *Config) logger() *slog.Logger {
+	if cfg.Logger != nil {
+		return cfg.Logger
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func (cfg *Config) validate() error {
+	if cfg.EagerLimit < 0 {
+		return errInvalid(fmt.Sprintf("Config.EagerLimit %d is negative", cfg.EagerLimit))
+	}
+	if cfg.Timeout < 0 {
+		return errInvalid(fmt.Sprintf("Config.Timeout %v is negative", cfg.Timeout))
+	}
+	for _, t := range cfg.Transports {
+		if !slices.Contains(knownTransports, t) {
+			return errInvalid(fmt.Sprintf("Config.Transports: unknown transport %q (known: %s)", t, strings.Join(knownTransports, ", ")))
+		}
+	}
+	return nil
+}
+
+var knownTransports = []string{"self", "tcp", "shm"}
+
+// Init joins the job this process was started in and returns its world
+// communicator. It is Config{}.Init(ctx).
+func Init(ctx context.Context) (*Comm, error) {
+	var cfg Config
+	return cfg.Init(ctx)
+}
+
+// Init joins the job and returns the world communicator.
+//
+// Started by gorun, the process joins the real world: it finds the
+// launcher's coordinator from the environment, exchanges addresses with the
+// other ranks and connects to each of them; ctx bounds that wire-up and
+// does not matter once Init returns. Started any other way (./app, go run,
+// go test), it returns a world of one rank that opens no socket and no
+// shared memory. If another launcher's variables are present (mpirun,
+// Slurm, Hydra), Init returns an error rather than start as one of many
+// silent singletons.
+//
+// Init is collective over the job. Close the returned communicator when
+// done (defer world.Close()): a rank that exits without it looks lost to
+// the others, and they fail.
+func (cfg *Config) Init(ctx context.Context) (*Comm, error) {
+	fail := func(err error) (*Comm, error) {
+		return nil, &OpError{Op: "Init", Comm: "world", Rank: 0, Peer: NoPeer, Err: err}
+	}
+	if err := cfg.validate(); err != nil {
+		return fail(err)
+	}
+	env, err := bootstrap.Lookup(os.Getenv)
+	if err != nil {
+		return fail(err)
+	}
+	if env == nil {
+		if f := bootstrap.Foreign(os.Getenv); f != "" {
+			return fail(fmt.Errorf("started by another launcher (%s), which gorun cannot join; start the program with gorun, or unset those variables to run as a single rank", f))
+		}
+		return cfg.singleton(), nil
+	}
+	c, err := cfg.joinJob(ctx, env)
+	if err != nil {
+		var oe *OpError
+		if !errors.As(err, &oe) {
+			err = &OpError{Op: "Init", Comm: "world", Rank: env.Rank, Peer: NoPeer, Err: err}
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// singleton is the world of a program not started by a launcher.
+func (cfg *Config) singleton() *Comm {
+	w := newWorld(0, 1, []string{"local"}, cfg)
+	w.eps[0] = inproc.NewLink(0, w)
+	return worldComm(w)
+}
+
+func worldComm(w *world) *Comm {
+	group := make([]int, w.size)
+	for i := range group {
+		group[i] = i
+	}
+	return &Comm{w: w, name: "world", ctx: 0, rank: w.rank, size: w.size, group: group, world: true}
+}
+
+// InitLocal returns the n world communicators of a job whose ranks are
+// goroutines of this process, connected by an in-memory transport: element
+// i is rank i's world. Each rank must be driven by its own goroutine (a
+// collective waits for all of them). Aborting any of them aborts all. It is
+// Config{}.InitLocal(n); the harness in runtime/ranktest builds on it.
+func InitLocal(n int) ([]*Comm, error) {
+	var cfg Config
+	return cfg.InitLocal(n)
+}
+
+// InitLocal is InitLocal with this configuration.
+func (cfg *Config) InitLocal(n int) ([]*Comm, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, &OpError{Op: "InitLocal", Comm: "world", Peer: NoPeer, Err: err}
+	}
+	if n < 1 {
+		return nil, &OpError{Op: "InitLocal", Comm: "world", Peer: NoPeer, Err: errInvalid(fmt.Sprintf("n = %d ranks; want at least 1", n))}
+	}
+	nodes := make([]string, n)
+	for i := range nodes {
+		nodes[i] = "local"
+	}
+	ws := make([]*world, n)
+	for i := range ws {
+		ws[i] = newWorld(i, n, nodes, cfg)
+	}
+	for i, w := range ws {
+		for j := range ws {
+			w.eps[j] = inproc.NewLink(i, ws[j])
+		}
+		w.onAbort = func(cause error) {
+			for _, o := range ws {
+				o.fail(cause)
+			}
+		}
+	}
+	comms := make([]*Comm, n)
+	for i, w := range ws {
+		comms[i] = worldComm(w)
+	}
+	return comms, nil
+}
+
+var _ transport.Handler = (*world)(nil)

@@ -1,0 +1,283 @@
+package runtime
+
+import (
+	"fmt"
+
+	"github.com/gorun-hpc/gorun/internal/transport"
+	"github.com/gorun-hpc/gorun/internal/wire"
+)
+
+// The matching engine.
+//
+// Every communicator owns two context ids: ctx for user point-to-point and
+// ctx+1 for its collectives, so messages of two communicators, or of a
+// collective and a user Send, never match each other. Per context there is a
+// queue of posted receives and a queue of unexpected messages, both in
+// arrival order. A frame from a peer first looks for the oldest posted
+// receive it matches; a posted receive first looks for the oldest
+// unexpected message it matches. Frames from one peer are handled one at a
+// time, in order, by that peer's receive goroutine, so two messages from the
+// same sender on the same communicator are matched in the order they were
+// sent (MPI's non-overtaking rule).
+//
+// Small messages travel eagerly: header and data in one frame. A message
+// larger than the eager limit sends a request to send (RTS); when a receive
+// matches it, the receiver answers clear to send (CTS) with the id of its
+// request, and the sender's data goroutine writes the data in chunks that the
+// receiver reads straight into the user's buffer. So a large send never
+// buffers at the receiver unasked, and a matched receive costs no extra copy.
+
+// inMsg is an unexpected message: eager data already read, or an RTS.
+type inMsg struct {
+	src, tag int
+	from     int    // world rank of the sender
+	data     []byte // eager: the payload (owned)
+	rts      bool
+	size     int    // bytes
+	sreq     uint64 // rts: the sender's request id
+}
+
+type matchQueue struct {
+	posted []*Request // receives
+	probes []*Request // blocked Probes
+	unexp  []*inMsg
+}
+
+func matches(r *Request, src, tag int) bool {
+	return (r.src == AnySource || r.src == src) && (r.tag == AnyTag || r.tag == tag)
+}
+
+// takePosted removes and returns the oldest posted receive matching src and
+// tag. Callers hold w.mu.
+func (q *matchQueue) takePosted(src, tag int) *Request {
+	for i, r := range q.posted {
+		if matches(r, src, tag) {
+			q.posted = append(q.posted[:i], q.posted[i+1:]...)
+			return r
+		}
+	}
+	return nil
+}
+
+// findUnexp returns the index of the oldest unexpected message matching r,
+// or -1. Callers hold w.mu.
+func (q *matchQueue) findUnexp(r *Request) int {
+	for i, m := range q.unexp {
+		if matches(r, m.src, m.tag) {
+			return i
+		}
+	}
+	return -1
+}
+
+// addUnexp appends m and completes the blocked probes it matches. Callers
+// hold w.mu; the returned probes are completed by the caller after
+// unlocking.
+func (q *matchQueue) addUnexp(m *inMsg) []*Request {
+	q.unexp = append(q.unexp, m)
+	var hit []*Request
+	keep := q.probes[:0]
+	for _, p := range q.probes {
+		if matches(p, m.src, m.tag) {
+			p.status = Status{Source: m.src, Tag: m.tag, Bytes: m.size}
+			hit = append(hit, p)
+		} else {
+			keep = append(keep, p)
+		}
+	}
+	q.probes = keep
+	return hit
+}
+
+func completeAll(rs []*Request) {
+	for _, r := range rs {
+		r.complete(nil)
+	}
+}
+
+// HandleFrame implements transport.Handler. It runs on a transport receive
+// goroutine and never blocks on the network: the sends it causes (CTS) go
+// out from goroutines of their own.
+func (w *world) HandleFrame(from int, h wire.Header, body transport.Body) error {
+	switch h.Kind {
+	case wire.KindEager:
+		return w.onEager(from, h, body)
+	case wire.KindRTS:
+		return w.onRTS(from, h)
+	case wire.KindCTS:
+		return w.onCTS(from, h)
+	case wire.KindData:
+		return w.onData(from, h, body)
+	case wire.KindAbort:
+		msg, _ := body.Bytes()
+		w.failByPeer(fmt.Errorf("rank %d aborted the job: %s", from, msg))
+		return nil
+	}
+	return fmt.Errorf("unexpected frame kind %v from world rank %d", h.Kind, from)
+}
+
+// PeerLost implements transport.Handler.
+func (w *world) PeerLost(from int, err error) {
+	w.failByPeer(fmt.Errorf("world rank %d lost: %w", from, err))
+}
+
+func (w *world) onEager(from int, h wire.Header, body transport.Body) error {
+	src, tag := int(h.Src), int(h.Tag)
+	w.mu.Lock()
+	if w.failure != nil {
+		w.mu.Unlock()
+		return nil
+	}
+	q := w.queue(h.Context)
+	if r := q.takePosted(src, tag); r != nil {
+		w.mu.Unlock()
+		return r.fillEager(src, tag, body)
+	}
+	w.mu.Unlock()
+	// No receive yet: read the data before taking the lock again, so a slow
+	// payload never holds up the other peers' matching.
+	m := &inMsg{src: src, tag: tag, from: from, size: body.Len()}
+	if m.size > 0 {
+		m.data = make([]byte, m.size)
+		if err := body.ReadInto(m.data); err != nil {
+			return err
+		}
+	}
+	w.mu.Lock()
+	if r := q.takePosted(src, tag); r != nil {
+		w.mu.Unlock()
+		return r.fillEager(src, tag, transport.BytesBody(m.data))
+	}
+	probes := q.addUnexp(m)
+	w.mu.Unlock()
+	completeAll(probes)
+	return nil
+}
+
+// fillEager delivers an eager payload into the receive r.
+func (r *Request) fillEager(src, tag int, body transport.Body) error {
+	n := body.Len()
+	r.status = Status{Source: src, Tag: tag, Bytes: n}
+	if n > len(r.buf) {
+		r.complete(&truncError{got: n, room: len(r.buf)})
+		return nil
+	}
+	if n > 0 {
+		if err := body.ReadInto(r.buf[:n]); err != nil {
+			r.complete(err)
+			return err
+		}
+	}
+	r.complete(nil)
+	return nil
+}
+
+func (w *world) onRTS(from int, h wire.Header) error {
+	src, tag := int(h.Src), int(h.Tag)
+	w.mu.Lock()
+	if w.failure != nil {
+		w.mu.Unlock()
+		return nil
+	}
+	q := w.queue(h.Context)
+	r := q.takePosted(src, tag)
+	if r == nil {
+		probes := q.addUnexp(&inMsg{src: src, tag: tag, from: from, rts: true, size: int(h.Arg1), sreq: h.Arg0})
+		w.mu.Unlock()
+		completeAll(probes)
+		return nil
+	}
+	cts, fail := w.acceptRTSLocked(r, from, src, tag, int(h.Arg1), h.Arg0)
+	w.mu.Unlock()
+	w.sendAsync(from, cts, nil)
+	if fail != nil {
+		r.complete(fail)
+	}
+	return nil
+}
+
+// acceptRTSLocked matches the receive r with an announced rendezvous message
+// and returns the CTS to send (declining when the message does not fit,
+// which completes r with ErrTruncated). Callers hold w.mu.
+func (w *world) acceptRTSLocked(r *Request, from, src, tag, size int, sreq uint64) (wire.Header, error) {
+	r.status = Status{Source: src, Tag: tag, Bytes: size}
+	cts := wire.Header{Kind: wire.KindCTS, Arg0: sreq}
+	if size > len(r.buf) {
+		cts.Flags = wire.FlagDecline
+		return cts, &truncError{got: size, room: len(r.buf)}
+	}
+	r.id = w.newID()
+	r.size = size
+	w.recvs[r.id] = r
+	cts.Arg1 = r.id
+	return cts, nil
+}
+
+func (w *world) onCTS(from int, h wire.Header) error {
+	w.mu.Lock()
+	s := w.sends[h.Arg0]
+	delete(w.sends, h.Arg0)
+	failed := w.failure != nil
+	w.mu.Unlock()
+	if s == nil {
+		if failed {
+			return nil
+		}
+		return fmt.Errorf("CTS for unknown send request %d from world rank %d", h.Arg0, from)
+	}
+	if h.Flags&wire.FlagDecline != 0 {
+		// The receiver could not take it and reports the truncation on its
+		// side; MPI completes the send normally.
+		s.complete(nil)
+		return nil
+	}
+	go s.pushData(h.Arg1)
+	return nil
+}
+
+// dataChunk is the largest rendezvous data frame: big enough that the
+// per-frame cost vanishes, small enough that other frames to the same peer
+// are not held up for long behind one message.
+const dataChunk = 4 << 20
+
+// pushData writes the data of a rendezvous send to its receiver's request
+// rid, then completes the send.
+func (s *Request) pushData(rid uint64) {
+	for off := 0; off < len(s.buf); off += dataChunk {
+		end := min(off+dataChunk, len(s.buf))
+		h := wire.Header{Kind: wire.KindData, Arg0: rid, Arg1: uint64(off)}
+		if err := s.w.send(s.to, h, s.buf[off:end]); err != nil {
+			s.complete(err)
+			return
+		}
+	}
+	s.complete(nil)
+}
+
+func (w *world) onData(from int, h wire.Header, body transport.Body) error {
+	w.mu.Lock()
+	r := w.recvs[h.Arg0]
+	failed := w.failure != nil
+	w.mu.Unlock()
+	if r == nil {
+		if failed {
+			return nil
+		}
+		return fmt.Errorf("data for unknown receive request %d from world rank %d", h.Arg0, from)
+	}
+	off, n := int(h.Arg1), body.Len()
+	if off < 0 || off+n > r.size {
+		return fmt.Errorf("data [%d,%d) outside the announced %d bytes from world rank %d", off, off+n, r.size, from)
+	}
+	if err := body.ReadInto(r.buf[off : off+n]); err != nil {
+		return err
+	}
+	r.got += n
+	if r.got == r.size {
+		w.mu.Lock()
+		delete(w.recvs, r.id)
+		w.mu.Unlock()
+		r.complete(nil)
+	}
+	return nil
+}

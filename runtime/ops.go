@@ -1,0 +1,222 @@
+package runtime
+
+import (
+	"fmt"
+	"reflect"
+)
+
+// Op is a reduction operation of Reduce, Allreduce and Scan. All of them
+// are commutative and associative (up to floating-point rounding).
+type Op uint8
+
+// The reduction operations. Sum and Prod apply to every Elem; Min and Max to
+// integers and floats; Land, Lor (logical: nonzero is true, the result is 0
+// or 1), Band, Bor and Bxor (bitwise) to integers.
+const (
+	Sum Op = iota + 1
+	Prod
+	Min
+	Max
+	Land
+	Lor
+	Band
+	Bor
+	Bxor
+)
+
+var opNames = [...]string{Sum: "Sum", Prod: "Prod", Min: "Min", Max: "Max", Land: "Land", Lor: "Lor", Band: "Band", Bor: "Bor", Bxor: "Bxor"}
+
+func (o Op) String() string {
+	if o >= Sum && o <= Bxor {
+		return opNames[o]
+	}
+	return fmt.Sprintf("Op(%d)", uint8(o))
+}
+
+type integer interface {
+	~int8 | ~int16 | ~int32 | ~int64 | ~int | ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~uint | ~uintptr
+}
+
+type float interface{ ~float32 | ~float64 }
+
+type complexNum interface{ ~complex64 | ~complex128 }
+
+// kernel returns the function that folds src into dst element-wise with op,
+// or an ErrInvalid error if op is not defined for T. The check depends only
+// on T and op, so every rank of a collective gets the same answer.
+func kernel[T Elem](op Op) (func(dst, src []T), error) {
+	switch kindOf[T]() {
+	case reflect.Int8:
+		return via[int8, T](intKernel[int8](op))
+	case reflect.Int16:
+		return via[int16, T](intKernel[int16](op))
+	case reflect.Int32:
+		return via[int32, T](intKernel[int32](op))
+	case reflect.Int64:
+		return via[int64, T](intKernel[int64](op))
+	case reflect.Int:
+		return via[int, T](intKernel[int](op))
+	case reflect.Uint8:
+		return via[uint8, T](intKernel[uint8](op))
+	case reflect.Uint16:
+		return via[uint16, T](intKernel[uint16](op))
+	case reflect.Uint32:
+		return via[uint32, T](intKernel[uint32](op))
+	case reflect.Uint64:
+		return via[uint64, T](intKernel[uint64](op))
+	case reflect.Uint:
+		return via[uint, T](intKernel[uint](op))
+	case reflect.Uintptr:
+		return via[uintptr, T](intKernel[uintptr](op))
+	case reflect.Float32:
+		return via[float32, T](floatKernel[float32](op))
+	case reflect.Float64:
+		return via[float64, T](floatKernel[float64](op))
+	case reflect.Complex64:
+		return via[complex64, T](complexKernel[complex64](op))
+	case reflect.Complex128:
+		return via[complex128, T](complexKernel[complex128](op))
+	}
+	panic("runtime: kernel: Elem of unexpected kind " + reflect.TypeFor[T]().String())
+}
+
+// via adapts a kernel on the base type B to T, a type of the same kind.
+func via[B, T Elem](f func(dst, src []B), ok bool) (func(dst, src []T), error) {
+	if !ok {
+		return nil, fmt.Errorf("this Op is not defined for %s", reflect.TypeFor[T]())
+	}
+	return func(dst, src []T) { f(reinterpret[B](dst), reinterpret[B](src)) }, nil
+}
+
+func intKernel[B integer](op Op) (func(dst, src []B), bool) {
+	switch op {
+	case Sum:
+		return func(d, s []B) {
+			for i := range d {
+				d[i] += s[i]
+			}
+		}, true
+	case Prod:
+		return func(d, s []B) {
+			for i := range d {
+				d[i] *= s[i]
+			}
+		}, true
+	case Min:
+		return func(d, s []B) {
+			for i := range d {
+				d[i] = min(d[i], s[i])
+			}
+		}, true
+	case Max:
+		return func(d, s []B) {
+			for i := range d {
+				d[i] = max(d[i], s[i])
+			}
+		}, true
+	case Land:
+		return func(d, s []B) {
+			for i := range d {
+				d[i] = boolTo[B](d[i] != 0 && s[i] != 0)
+			}
+		}, true
+	case Lor:
+		return func(d, s []B) {
+			for i := range d {
+				d[i] = boolTo[B](d[i] != 0 || s[i] != 0)
+			}
+		}, true
+	case Band:
+		return func(d, s []B) {
+			for i := range d {
+				d[i] &= s[i]
+			}
+		}, true
+	case Bor:
+		return func(d, s []B) {
+			for i := range d {
+				d[i] |= s[i]
+			}
+		}, true
+	case Bxor:
+		return func(d, s []B) {
+			for i := range d {
+				d[i] ^= s[i]
+			}
+		}, true
+	}
+	return nil, false
+}
+
+func boolTo[B integer](b bool) B {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func floatKernel[B float](op Op) (func(dst, src []B), bool) {
+	switch op {
+	case Sum:
+		return func(d, s []B) {
+			for i := range d {
+				d[i] += s[i]
+			}
+		}, true
+	case Prod:
+		return func(d, s []B) {
+			for i := range d {
+				d[i] *= s[i]
+			}
+		}, true
+	case Min:
+		// Not the min builtin: it propagates NaN, C's fmin-style "<" does
+		// not, and MPI implementations use "<".
+		return func(d, s []B) {
+			for i := range d {
+				if s[i] < d[i] {
+					d[i] = s[i]
+				}
+			}
+		}, true
+	case Max:
+		return func(d, s []B) {
+			for i := range d {
+				if s[i] > d[i] {
+					d[i] = s[i]
+				}
+			}
+		}, true
+	}
+	return nil, false
+}
+
+func complexKernel[B complexNum](op Op) (func(dst, src []B), bool) {
+	switch op {
+	case Sum:
+		return func(d, s []B) {
+			for i := range d {
+				d[i] += s[i]
+			}
+		}, true
+	case Prod:
+		return func(d, s []B) {
+			for i := range d {
+				d[i] *= s[i]
+			}
+		}, true
+	}
+	return nil, false
+}
+
+// checkOp returns the kernel for op on T, or an argument error naming both.
+func checkOp[T Elem](op Op) (func(dst, src []T), error) {
+	if op < Sum || op > Bxor {
+		return nil, errInvalid(fmt.Sprintf("op %v is not a reduction operation", op))
+	}
+	f, err := kernel[T](op)
+	if err != nil {
+		return nil, errInvalid(fmt.Sprintf("op %v is not defined for %s", op, reflect.TypeFor[T]()))
+	}
+	return f, nil
+}

@@ -1,0 +1,211 @@
+package runtime
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gorun-hpc/gorun/internal/transport"
+	"github.com/gorun-hpc/gorun/internal/wire"
+)
+
+// Send sends buf to rank dest of c with tag (≥ 0).
+//
+// Send is blocking and not collective. It returns when buf may be reused: a
+// message up to the eager limit has been handed to the transport; a larger
+// one has been written after the receiver matched it, so Send to a rank that
+// never receives blocks until the world fails. Messages between one pair of
+// ranks on one communicator are received in the order they were sent.
+// Multiple goroutines may call Send and Recv on the same Comm concurrently.
+// Errors: ErrInvalid for a bad rank or tag or the nil communicator,
+// ErrAborted and ErrClosed as for every call.
+func Send[T Elem](c *Comm, buf []T, dest, tag int) error {
+	if err := c.checkP2P(dest, tag, false); err != nil {
+		return c.opErr("Send", dest, err)
+	}
+	b := asBytes(buf)
+	if len(b) <= c.w.eager {
+		return c.opErr("Send", dest, c.sendEager(c.ctx, b, dest, int32(tag)))
+	}
+	r, err := c.isend(c.ctx, b, dest, int32(tag), sizeOf[T](), "Send")
+	if err != nil {
+		return c.opErr("Send", dest, err)
+	}
+	_, err = r.Wait()
+	return err
+}
+
+// Isend starts sending buf to rank dest with tag and returns at once. buf
+// belongs to the request until it completes (see Request). Errors as Send.
+func Isend[T Elem](c *Comm, buf []T, dest, tag int) (*Request, error) {
+	if err := c.checkP2P(dest, tag, false); err != nil {
+		return nil, c.opErr("Isend", dest, err)
+	}
+	r, err := c.isend(c.ctx, asBytes(buf), dest, int32(tag), sizeOf[T](), "Isend")
+	return r, c.opErr("Isend", dest, err)
+}
+
+// Recv receives a message from rank src (or AnySource) with tag (or AnyTag)
+// into buf and returns its status.
+//
+// Recv is blocking and not collective. A message larger than buf returns an
+// error wrapping ErrTruncated, with the Status naming its real size; a
+// smaller one fills the front of buf (Status.Count says how much). Errors
+// as Send.
+func Recv[T Elem](c *Comm, buf []T, src, tag int) (Status, error) {
+	r, err := Irecv(c, buf, src, tag)
+	if err != nil {
+		return Status{}, err
+	}
+	r.op = "Recv"
+	return r.Wait()
+}
+
+// Irecv starts a receive into buf and returns at once; buf belongs to the
+// request until it completes. Errors as Recv.
+func Irecv[T Elem](c *Comm, buf []T, src, tag int) (*Request, error) {
+	if err := c.checkP2P(src, tag, true); err != nil {
+		return nil, c.opErr("Irecv", src, err)
+	}
+	r, err := c.irecv(c.ctx, asBytes(buf), src, tag, sizeOf[T](), "Irecv")
+	return r, c.opErr("Irecv", src, err)
+}
+
+// Probe blocks until a message from src (or AnySource) with tag (or AnyTag)
+// can be received, and returns its status without receiving it;
+// Status.Count is in elements of T (rounded down). Errors as Recv.
+func Probe[T Elem](c *Comm, src, tag int) (Status, error) {
+	if err := c.checkP2P(src, tag, true); err != nil {
+		return Status{}, c.opErr("Probe", src, err)
+	}
+	r, st, ok, err := c.probe(src, tag, sizeOf[T](), true)
+	if err != nil || ok {
+		return st, c.opErr("Probe", src, err)
+	}
+	return r.Wait()
+}
+
+// Iprobe is Probe without blocking: ok is false if no such message has
+// arrived yet.
+func Iprobe[T Elem](c *Comm, src, tag int) (st Status, ok bool, err error) {
+	if err := c.checkP2P(src, tag, true); err != nil {
+		return Status{}, false, c.opErr("Iprobe", src, err)
+	}
+	_, st, ok, err = c.probe(src, tag, sizeOf[T](), false)
+	return st, ok, c.opErr("Iprobe", src, err)
+}
+
+// checkP2P validates a point-to-point call. recv allows the wildcards.
+func (c *Comm) checkP2P(peer, tag int, recv bool) error {
+	if c == nil {
+		return errInvalid("point-to-point on the nil (serial) communicator")
+	}
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if peer < 0 || peer >= c.size {
+		if !(recv && peer == AnySource) {
+			return errInvalid(fmt.Sprintf("rank %d out of range [0,%d)", peer, c.size))
+		}
+	}
+	if tag < 0 || tag > math.MaxInt32 {
+		if !(recv && tag == AnyTag) {
+			return errInvalid(fmt.Sprintf("tag %d out of range [0,%d]", tag, math.MaxInt32))
+		}
+	}
+	return nil
+}
+
+// sendEager sends b in one frame and returns when b may be reused.
+func (c *Comm) sendEager(ctx uint32, b []byte, dest int, tag int32) error {
+	h := wire.Header{Kind: wire.KindEager, Context: ctx, Src: int32(c.rank), Tag: tag}
+	return c.w.send(c.group[dest], h, b)
+}
+
+// isend starts a send on context ctx: eager messages go out at once and
+// return a completed request; larger ones send an RTS and wait for the CTS.
+func (c *Comm) isend(ctx uint32, b []byte, dest int, tag int32, esize int, op string) (*Request, error) {
+	r := c.newRequest(op, reqSend, dest, b, esize)
+	r.to = c.group[dest]
+	if len(b) <= c.w.eager {
+		if err := c.sendEager(ctx, b, dest, tag); err != nil {
+			return nil, err
+		}
+		r.complete(nil)
+		return r, nil
+	}
+	w := c.w
+	w.mu.Lock()
+	if err := w.errLocked(); err != nil {
+		w.mu.Unlock()
+		return nil, err
+	}
+	r.id = w.newID()
+	w.sends[r.id] = r
+	w.mu.Unlock()
+	h := wire.Header{Kind: wire.KindRTS, Context: ctx, Src: int32(c.rank), Tag: tag, Arg0: r.id, Arg1: uint64(len(b))}
+	if err := w.send(r.to, h, nil); err != nil {
+		w.mu.Lock()
+		delete(w.sends, r.id)
+		w.mu.Unlock()
+		return nil, err
+	}
+	return r, nil
+}
+
+// irecv posts a receive on context ctx, or matches an unexpected message at
+// once.
+func (c *Comm) irecv(ctx uint32, b []byte, src, tag, esize int, op string) (*Request, error) {
+	r := c.newRequest(op, reqRecv, src, b, esize)
+	r.ctx, r.src, r.tag = ctx, src, tag
+	w := c.w
+	w.mu.Lock()
+	if err := w.errLocked(); err != nil {
+		w.mu.Unlock()
+		return nil, err
+	}
+	q := w.queue(ctx)
+	i := q.findUnexp(r)
+	if i < 0 {
+		q.posted = append(q.posted, r)
+		w.mu.Unlock()
+		return r, nil
+	}
+	m := q.unexp[i]
+	q.unexp = append(q.unexp[:i], q.unexp[i+1:]...)
+	if !m.rts {
+		w.mu.Unlock()
+		_ = r.fillEager(m.src, m.tag, transport.BytesBody(m.data))
+		return r, nil
+	}
+	cts, fail := w.acceptRTSLocked(r, m.from, m.src, m.tag, m.size, m.sreq)
+	w.mu.Unlock()
+	if err := w.send(m.from, cts, nil); err != nil {
+		return nil, err
+	}
+	if fail != nil {
+		r.complete(fail)
+	}
+	return r, nil
+}
+
+// probe looks for a matching unexpected message. If there is none and block
+// is set, it registers a probe request that completes when one arrives.
+func (c *Comm) probe(src, tag, esize int, block bool) (*Request, Status, bool, error) {
+	w := c.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.errLocked(); err != nil {
+		return nil, Status{}, false, err
+	}
+	r := c.newRequest("Probe", reqProbe, src, nil, esize)
+	r.ctx, r.src, r.tag = c.ctx, src, tag
+	q := w.queue(c.ctx)
+	if i := q.findUnexp(r); i >= 0 {
+		m := q.unexp[i]
+		return nil, Status{Source: m.src, Tag: m.tag, Count: m.size / esize, Bytes: m.size}, true, nil
+	}
+	if block {
+		q.probes = append(q.probes, r)
+	}
+	return r, Status{}, false, nil
+}

@@ -1,0 +1,152 @@
+package runtime
+
+import (
+	"fmt"
+	goruntime "runtime"
+	"sync/atomic"
+	"time"
+)
+
+// AnySource and AnyTag are the wildcards of Recv, Irecv and Probe.
+const (
+	AnySource = -1
+	AnyTag    = -1
+)
+
+// Status describes a received (or probed) message.
+type Status struct {
+	Source int // the sender's rank in the communicator
+	Tag    int
+	Count  int // elements of the receive's type (for a truncated message: of the message)
+	Bytes  int // the message size in bytes
+}
+
+// A Request is a nonblocking send, receive or probe in progress.
+//
+// The buffer passed to Isend or Irecv belongs to the request until the
+// request completes, that is until Wait returns, Test reports true, or Done
+// is closed — even if the caller stops waiting. Reading or writing it before
+// then is a data race. Wait and Test may be called from any goroutine, and
+// more than once; all see the same outcome. If the world fails, every
+// pending request completes with an error wrapping ErrAborted.
+type Request struct {
+	w     *world
+	c     *Comm
+	op    string
+	peer  int // comm rank for errors
+	esize int
+	buf   []byte
+
+	// Receive matching (under w.mu).
+	ctx  uint32
+	src  int // comm rank or AnySource
+	tag  int // or AnyTag
+	kind reqKind
+
+	// Rendezvous.
+	id   uint64 // key in w.sends or w.recvs
+	to   int    // send: world rank of the receiver
+	size int    // receive: total bytes announced by RTS
+	got  int    // receive: bytes arrived (touched by one receive goroutine)
+
+	status  Status
+	err     error
+	done    chan struct{}
+	fin     atomic.Bool // set once, before done is closed
+	waiting atomic.Bool // someone is parked in Wait
+}
+
+type reqKind uint8
+
+const (
+	reqSend reqKind = iota
+	reqRecv
+	reqProbe
+)
+
+func (c *Comm) newRequest(op string, kind reqKind, peer int, buf []byte, esize int) *Request {
+	return &Request{w: c.w, c: c, op: op, kind: kind, peer: peer, buf: buf, esize: esize, done: make(chan struct{})}
+}
+
+// complete finishes r with err (nil on success). Only the first call counts.
+func (r *Request) complete(err error) {
+	if r.fin.Swap(true) {
+		return
+	}
+	r.err = err
+	if r.esize > 0 {
+		r.status.Count = r.status.Bytes / r.esize
+	}
+	close(r.done)
+	// A goroutine parked in Wait was readied onto this P; yielding lets it
+	// run now instead of after a wake-up of another thread (which costs
+	// microseconds), while this goroutine goes back to its queue.
+	if r.waiting.Load() {
+		goruntime.Gosched()
+	}
+}
+
+// Wait blocks until the request completes and returns its status. A nil
+// Request completes at once (MPI_REQUEST_NULL). When the world's Config set a
+// Timeout and the request does not complete in time, the world is aborted
+// with a timeout cause, which this and every other pending call return.
+func (r *Request) Wait() (Status, error) {
+	if r == nil {
+		return Status{}, nil
+	}
+	if !r.fin.Load() {
+		r.w.waiters.Add(1)
+		r.waiting.Store(true)
+		if r.w.timeout > 0 {
+			t := time.NewTimer(r.w.timeout)
+			select {
+			case <-r.done:
+			case <-t.C:
+				r.w.abort(fmt.Errorf("watchdog: %s on %s rank %d waited longer than %v", r.op, r.c.name, r.c.rank, r.w.timeout))
+			}
+			t.Stop()
+		}
+		<-r.done
+		r.w.waiters.Add(-1)
+	}
+	<-r.done
+	return r.status, r.c.opErr(r.op, r.peer, r.err)
+}
+
+// Test reports whether the request has completed, without blocking; when it
+// has, it also returns the status and error that Wait would.
+func (r *Request) Test() (bool, Status, error) {
+	if r == nil {
+		return true, Status{}, nil
+	}
+	select {
+	case <-r.done:
+		return true, r.status, r.c.opErr(r.op, r.peer, r.err)
+	default:
+		return false, Status{}, nil
+	}
+}
+
+// Done returns a channel closed when the request completes, for use in a
+// select with the caller's own cancellation. Stopping to wait does not
+// cancel the request: abort the communicator to give up.
+func (r *Request) Done() <-chan struct{} {
+	if r == nil {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return r.done
+}
+
+// Waitall waits for every request, even after one fails, and returns the
+// first error (nil if all succeeded). Nil requests are skipped.
+func Waitall(reqs ...*Request) error {
+	var first error
+	for _, r := range reqs {
+		if _, err := r.Wait(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

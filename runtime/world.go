@@ -1,0 +1,238 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorun-hpc/gorun/internal/transport"
+	"github.com/gorun-hpc/gorun/internal/wire"
+)
+
+// world is the state one rank shares among all its communicators: the
+// endpoints to every other rank, the matching engine, and the abort state.
+// Failure is per world: when anything breaks, every communicator of the
+// world fails with ErrAborted (see Comm).
+type world struct {
+	rank, size int
+	nodes      []string // node identity of each world rank
+	eps        []transport.Endpoint
+	eager      int // eager limit in bytes
+	timeout    time.Duration
+	log        *slog.Logger
+
+	// waiters counts goroutines blocked in Wait; transports poll their
+	// sockets instead of parking while it is non-zero.
+	waiters atomic.Int32
+
+	mu       sync.Mutex
+	queues   map[uint32]*matchQueue // by context id
+	sends    map[uint64]*Request    // rendezvous sends waiting for CTS
+	recvs    map[uint64]*Request    // rendezvous receives waiting for data
+	nextID   uint64
+	nextCtx  uint32 // lowest context id this rank has not used; ids come in pairs
+	failure  error  // first cause of failure; nil while healthy
+	failed   chan struct{}
+	stopped  chan struct{} // closed by close
+	closed   bool
+	onAbort  func(cause error) // propagates an Abort beyond this process (peers, launcher)
+	onPeer   func(cause error) // tells the launcher this rank fails because of another
+	closers  []io.Closer       // released by Close after the endpoints
+	detached bool              // Close already ran
+}
+
+func newWorld(rank, size int, nodes []string, cfg *Config) *world {
+	w := &world{
+		rank:    rank,
+		size:    size,
+		nodes:   nodes,
+		eps:     make([]transport.Endpoint, size),
+		eager:   cfg.eagerLimit(),
+		timeout: cfg.Timeout,
+		log:     cfg.logger(),
+		queues:  make(map[uint32]*matchQueue),
+		sends:   make(map[uint64]*Request),
+		recvs:   make(map[uint64]*Request),
+		nextID:  1,
+		nextCtx: 2, // 0 and 1 are the world's
+		failed:  make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	return w
+}
+
+// err returns the world's failure, or nil.
+func (w *world) err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.errLocked()
+}
+
+func (w *world) errLocked() error {
+	if w.failure != nil {
+		return w.failure
+	}
+	if w.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// fail moves the world to the failed state with cause (once) and completes
+// every pending request with it.
+func (w *world) fail(cause error) {
+	if !errors.Is(cause, ErrAborted) {
+		cause = fmt.Errorf("%w: %w", ErrAborted, cause)
+	}
+	w.mu.Lock()
+	if w.failure != nil {
+		w.mu.Unlock()
+		return
+	}
+	w.failure = cause
+	close(w.failed)
+	w.mu.Unlock()
+	w.log.Debug("world failed", "rank", w.rank, "cause", cause)
+	w.drain(cause)
+}
+
+// drain completes every pending request with err.
+func (w *world) drain(err error) {
+	w.mu.Lock()
+	var pending []*Request
+	for _, q := range w.queues {
+		pending = append(pending, q.posted...)
+		pending = append(pending, q.probes...)
+		q.posted, q.probes = nil, nil
+	}
+	for id, r := range w.sends {
+		pending = append(pending, r)
+		delete(w.sends, id)
+	}
+	for id, r := range w.recvs {
+		pending = append(pending, r)
+		delete(w.recvs, id)
+	}
+	w.mu.Unlock()
+	for _, r := range pending {
+		r.complete(err)
+	}
+}
+
+// failByPeer fails the world because of another rank. The launcher hears
+// of it before the application does (the pending calls complete after the
+// notice is written), so it can blame the rank that failed first.
+func (w *world) failByPeer(cause error) {
+	if w.onPeer != nil && w.failureErr() == nil {
+		w.onPeer(cause)
+	}
+	w.fail(cause)
+}
+
+// abort is Comm.Abort: fail here, then tell the rest of the job.
+func (w *world) abort(cause error) {
+	w.fail(cause)
+	if w.onAbort != nil {
+		w.onAbort(cause)
+	}
+}
+
+// queue returns the matching queue of context ctx. Callers hold w.mu.
+func (w *world) queue(ctx uint32) *matchQueue {
+	q := w.queues[ctx]
+	if q == nil {
+		q = &matchQueue{}
+		w.queues[ctx] = q
+	}
+	return q
+}
+
+func (w *world) newID() uint64 {
+	id := w.nextID
+	w.nextID++
+	return id
+}
+
+// send transmits one frame to world rank to, failing the world if the
+// transport breaks (a broken endpoint means a lost peer).
+func (w *world) send(to int, h wire.Header, payload []byte) error {
+	ep := w.eps[to]
+	if ep == nil {
+		return fmt.Errorf("no route to world rank %d", to)
+	}
+	if err := ep.Send(h, payload); err != nil {
+		if e := w.err(); e != nil {
+			return e
+		}
+		err = fmt.Errorf("sending to world rank %d: %w", to, err)
+		w.fail(err)
+		return w.err()
+	}
+	return nil
+}
+
+// sendAsync sends a control frame from a goroutine of its own, for callers
+// that must not block (transport receive goroutines).
+func (w *world) sendAsync(to int, h wire.Header, payload []byte) {
+	go func() { _ = w.send(to, h, payload) }()
+}
+
+// close releases the transports. Callers have already synchronised the
+// ranks (Comm.Close runs a barrier first).
+func (w *world) close() error {
+	w.mu.Lock()
+	if w.detached {
+		w.mu.Unlock()
+		return nil
+	}
+	w.detached = true
+	w.closed = true
+	close(w.stopped)
+	w.mu.Unlock()
+	var first error
+	for i, ep := range w.eps {
+		if ep == nil {
+			continue
+		}
+		if err := ep.Close(); err != nil && first == nil && w.err() == ErrClosed {
+			first = fmt.Errorf("closing endpoint to rank %d: %w", i, err)
+		}
+	}
+	for _, c := range w.closers {
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	// Anything still pending can never complete now.
+	w.drain(ErrClosed)
+	return first
+}
+
+// allocCtx reserves and returns a context pair id not used by this rank, at
+// least min. Callers agree on min collectively (see Comm.newContext).
+func (w *world) allocCtx(min uint32) uint32 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if min < w.nextCtx {
+		min = w.nextCtx
+	}
+	w.nextCtx = min + 2
+	return min
+}
+
+func (w *world) peekCtx() uint32 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.nextCtx
+}
+
+// failureErr returns the failure cause, ignoring an orderly close.
+func (w *world) failureErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.failure
+}

@@ -1,0 +1,54 @@
+// Command rankfail makes one rank fail while the others wait in a runtime
+// call, to test how gorun and the runtime end a job:
+//
+//	rankfail -mode exit|panic|kill|abort [-rank R]
+//
+// The other ranks block in Recv from the failing rank; they print
+// "rank R: <error>" if that call returns an error before they are stopped.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/gorun-hpc/gorun/runtime"
+)
+
+func main() {
+	mode := flag.String("mode", "exit", "how the failing rank fails: exit, panic, kill or abort")
+	bad := flag.Int("rank", 1, "the failing rank")
+	flag.Parse()
+	world, err := runtime.Init(context.Background())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer world.Close()
+	if err := world.Barrier(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if world.Rank() != *bad {
+		_, err := runtime.Recv(world, []int{0}, *bad, 0)
+		fmt.Printf("rank %d: %v\n", world.Rank(), err)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, "rank %d failing by %s\n", world.Rank(), *mode)
+	switch *mode {
+	case "exit":
+		os.Exit(3)
+	case "panic":
+		panic("rankfail: deliberate panic")
+	case "kill":
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	case "abort":
+		world.Abort(errors.New("deliberate abort"))
+		// gorun stops the job; wait for it like a rank that keeps computing.
+		time.Sleep(time.Hour)
+	}
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# test/bench/compare.sh: run gorun's OSU-style benchmarks interleaved with
+# Open MPI over loopback TCP, through ../shared/bench/run.sh, and print
+# where the tables are.
+#
+# usage: test/bench/compare.sh [run.sh options, e.g. -n or -t 0.5]
+#   REPS     repetitions (default 5), passed as run.sh -r
+#   TARGETS  run.sh targets besides "extra" (default "ompi-tcp"; for example
+#            "ompi ompi-tcp mpich-tcp")
+#   OUT      output directory (default test/bench/results/<UTC date-time>)
+#
+# gorun and the five programs are built into a temporary directory, and
+# run.sh runs from a copy of ../shared/bench there (that folder is
+# read-only and shared with other sessions; run.sh builds into it). The
+# ranks get GORUN_TRANSPORTS=self,tcp, so the gorun-tcp column stays on TCP
+# whatever other transports exist. configs.tsv, raw.tsv, env.txt,
+# tables.md and ratios.md (the project's targets, from ./ratios) end up in
+# OUT.
+set -euo pipefail
+repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+shared=$repo/../shared/bench
+[ -x "$shared/run.sh" ] || { echo "compare.sh: $shared/run.sh not found" >&2; exit 2; }
+out=${OUT:-$repo/test/bench/results/$(date -u +%Y%m%d-%H%M%S)}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+
+cp -r "$shared" "$bin/bench"
+rm -rf "$bin/bench/build" "$bin/bench/results"
+chmod -R u+w "$bin/bench"
+
+cd "$repo"
+go build -o "$bin/gorun" ./cmd/gorun
+progs=(latency bw allreduce bcast barrier)
+for p in "${progs[@]}" ratios; do
+    go build -o "$bin/$p" "./test/bench/$p"
+done
+
+for p in "${progs[@]}"; do
+    printf 'gorun-tcp\tenv GORUN_TRANSPORTS=self,tcp %s -np 2 %s -rows\n' "$bin/gorun" "$bin/$p"
+done >"$out/configs.tsv"
+
+# shellcheck disable=SC2086 # TARGETS is a list of words
+BENCH_EXTRA=$out/configs.tsv "$bin/bench/run.sh" -r "${REPS:-5}" -o "$out" "$@" ${TARGETS:-ompi-tcp} extra
+echo
+"$bin/ratios" -a gorun-tcp -b ompi-tcp "$out/raw.tsv" | tee "$out/ratios.md"
+echo "compare.sh: tables: $out/tables.md; targets: $out/ratios.md; raw rows: $out/raw.tsv; commands: $out/configs.tsv" >&2

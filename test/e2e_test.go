@@ -1,0 +1,63 @@
+package test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// End-to-end: gorun runs programs that use the runtime over real processes
+// and sockets.
+
+func TestE2ECollectives(t *testing.T) {
+	for _, tc := range []struct {
+		np    int
+		extra []string
+	}{
+		{1, nil}, {2, nil}, {3, nil}, {4, nil}, {8, nil},
+		{4, []string{"--nodes", "2"}},
+		{3, []string{"--nodes", "3"}},
+	} {
+		t.Run(fmt.Sprintf("np%d%s", tc.np, strings.Join(tc.extra, "")), func(t *testing.T) {
+			args := append([]string{"-np", fmt.Sprint(tc.np)}, tc.extra...)
+			args = append(args, "collcheck")
+			code, out, errOut := runGorun(t, "", args...)
+			if code != 0 {
+				t.Fatalf("gorun exited %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+			}
+			for r := range tc.np {
+				if want := fmt.Sprintf("rank %d of %d ok", r, tc.np); !strings.Contains(out, want) {
+					t.Errorf("missing %q in output:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
+func TestE2ERankFailure(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		code int
+		says string // gorun's report names the failing rank and how
+	}{
+		{"exit", 3, "rank 1"},
+		{"panic", 2, "deliberate panic"},
+		{"kill", 137, "SIGKILL"},
+		{"abort", 1, "deliberate abort"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			code, out, errOut := runGorun(t, "", "-np", "3", "rankfail", "-mode="+tc.mode, "-rank=1")
+			if code != tc.code {
+				t.Fatalf("gorun exited %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out, errOut)
+			}
+			if !strings.Contains(errOut, tc.says) || !strings.Contains(errOut, "rank 1") {
+				t.Fatalf("gorun's report does not name rank 1 and %q:\n%s", tc.says, errOut)
+			}
+			// Ranks still blocked on rank 1 either were stopped by gorun or
+			// saw their Recv fail; none may report success.
+			if strings.Contains(out, "<nil>") {
+				t.Fatalf("a rank's Recv from the failed rank succeeded:\n%s", out)
+			}
+		})
+	}
+}
