@@ -46,17 +46,21 @@ func TestE2ERankFailure(t *testing.T) {
 		{"abort", 1, "deliberate abort"},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
-			code, out, errOut := runGorun(t, "", "-np", "3", "rankfail", "-mode="+tc.mode, "-rank=1")
+			code, out, errOut := runGorun(t, "", "-np", "3", "--grace", "20s", "rankfail", "-mode="+tc.mode, "-rank=1")
 			if code != tc.code {
 				t.Fatalf("gorun exited %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out, errOut)
 			}
 			if !strings.Contains(errOut, tc.says) || !strings.Contains(errOut, "rank 1") {
 				t.Fatalf("gorun's report does not name rank 1 and %q:\n%s", tc.says, errOut)
 			}
-			// Ranks still blocked on rank 1 either were stopped by gorun or
-			// saw their Recv fail; none may report success.
+			// The ranks blocked on rank 1 see their Recv fail with
+			// ErrAborted naming the cause (gorun waits a moment before it
+			// stops them); none may report success.
 			if strings.Contains(out, "<nil>") {
 				t.Fatalf("a rank's Recv from the failed rank succeeded:\n%s", out)
+			}
+			if !strings.Contains(out, "aborted") {
+				t.Fatalf("no surviving rank reported ErrAborted:\n%s", out)
 			}
 		})
 	}

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/testutil"
 )
 
 // wait bounds every wait in the launch tests: reaching it means a hang.
@@ -20,10 +22,19 @@ const wait = 30 * time.Second
 
 // TestMain removes the binaries built for the tests. Tests that need more
 // package-level set-up or clean-up should add it here.
+// It also fails the run if a test left goroutines, child processes,
+// sockets or gorun shared-memory segments behind.
 func TestMain(m *testing.M) {
+	before := testutil.Take()
 	code := m.Run()
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
+	}
+	if code == 0 {
+		if err := before.Check(); err != nil {
+			fmt.Fprintf(os.Stderr, "leak check: %v\n", err)
+			code = 1
+		}
 	}
 	os.Exit(code)
 }

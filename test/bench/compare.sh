@@ -9,13 +9,14 @@
 #            "ompi ompi-tcp mpich-tcp")
 #   OUT      output directory (default test/bench/results/<UTC date-time>)
 #
-# gorun and the five programs are built into a temporary directory, and
-# run.sh runs from a copy of ../shared/bench there (that folder is
-# read-only and shared with other sessions; run.sh builds into it). The
-# ranks get GORUN_TRANSPORTS=self,tcp, so the gorun-tcp column stays on TCP
-# whatever other transports exist. configs.tsv, raw.tsv, env.txt,
-# tables.md and ratios.md (the project's targets, from ./ratios) end up in
-# OUT.
+# gorun and the five programs are built into OUT/bin (kept, so that a
+# result can be traced to the binaries measured while the tree changes;
+# OUT/tree.txt has a hash of the Go sources), and run.sh runs from a
+# temporary copy of ../shared/bench (that folder is read-only and shared
+# with other sessions; run.sh builds into it). The ranks get
+# GORUN_TRANSPORTS=self,tcp, so the gorun-tcp column stays on TCP whatever
+# other transports exist. configs.tsv, raw.tsv, env.txt, tables.md and
+# ratios.md (the project's targets, from ./ratios) end up in OUT.
 set -euo pipefail
 repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 shared=$repo/../shared/bench
@@ -23,14 +24,19 @@ shared=$repo/../shared/bench
 out=${OUT:-$repo/test/bench/results/$(date -u +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-bin=$(mktemp -d)
-trap 'rm -rf "$bin"' EXIT
-
-cp -r "$shared" "$bin/bench"
-rm -rf "$bin/bench/build" "$bin/bench/results"
-chmod -R u+w "$bin/bench"
+bin=$out/bin
+mkdir -p "$bin"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cp -r "$shared" "$tmp/bench"
+rm -rf "$tmp/bench/build" "$tmp/bench/results"
+chmod -R u+w "$tmp/bench"
 
 cd "$repo"
+{
+    echo "built: $(date -u +%FT%TZ)"
+    echo "go sources: $(git ls-files -co --exclude-standard -- '*.go' | sort | xargs sha256sum | sha256sum | cut -c1-16)"
+} >"$out/tree.txt"
 go build -o "$bin/gorun" ./cmd/gorun
 progs=(latency bw allreduce bcast barrier)
 for p in "${progs[@]}" ratios; do
@@ -42,7 +48,7 @@ for p in "${progs[@]}"; do
 done >"$out/configs.tsv"
 
 # shellcheck disable=SC2086 # TARGETS is a list of words
-BENCH_EXTRA=$out/configs.tsv "$bin/bench/run.sh" -r "${REPS:-5}" -o "$out" "$@" ${TARGETS:-ompi-tcp} extra
+BENCH_EXTRA=$out/configs.tsv "$tmp/bench/run.sh" -r "${REPS:-5}" -o "$out" "$@" ${TARGETS:-ompi-tcp} extra
 echo
 "$bin/ratios" -a gorun-tcp -b ompi-tcp "$out/raw.tsv" | tee "$out/ratios.md"
 echo "compare.sh: tables: $out/tables.md; targets: $out/ratios.md; raw rows: $out/raw.tsv; commands: $out/configs.tsv" >&2

@@ -146,7 +146,7 @@ func BenchmarkPingPongWake(b *testing.B) {
 	for _, m := range spinModes {
 		for _, size := range []int{8, 1 << 10} {
 			b.Run(m.name+"/"+sizeName(size), func(b *testing.B) {
-				ping := &pinger{buf: make([]byte, size), wake: make(chan struct{})}
+				ping := &pinger{buf: make([]byte, size), wake: make(chan struct{}, 1)}
 				pong := &echo{buf: make([]byte, size)}
 				e0, e1 := benchPair(b, m.spin, ping, pong)
 				pong.e.Store(&e1)

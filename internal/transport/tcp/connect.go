@@ -39,7 +39,9 @@ var ErrTransportClosed = errors.New("tcp: transport closed")
 // When every expected peer is connected, Connect closes the listener,
 // starts one receive goroutine per connection, which calls h as described
 // in package transport, and returns the endpoints indexed by rank (nil
-// where there is no connection). If ctx ends first, or Close is called,
+// where there is no connection). h is called concurrently for different
+// peers and in order for each; see Config.Spin for how the receive
+// goroutines wait. If ctx ends first, or Close is called,
 // it closes everything it opened (the listener too) and returns an error
 // that names the missing ranks and the last error seen for each.
 //

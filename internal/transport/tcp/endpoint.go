@@ -145,12 +145,17 @@ func (e *endpoint) sendByeLocked() error {
 
 // Close implements transport.Endpoint: it sends a goodbye after the frames
 // of the Sends that have returned, then waits (at most lingerTimeout) for
-// the peer to answer with its own goodbye or to close, and releases the
-// connection. A Send blocked at that moment is aborted and returns an error
-// wrapping transport.ErrClosed; if it had written part of its frame, no
-// goodbye can follow it and the peer, unless it is closing too, reports
-// this side lost. Close returns an error only if the goodbye could not be
-// sent. It is safe to call more than once and concurrently with Send.
+// the peer to answer with its own goodbye or to close, meanwhile still
+// handing arriving frames to the handler, and releases the connection.
+// When it returns, HandleFrame is not called again for this peer (a
+// PeerLost call already under way may still be running). A Send
+// blocked at that moment is aborted and returns an error wrapping
+// transport.ErrClosed; if it had written part of its frame, no goodbye can
+// follow it and the peer, unless it is closing too, reports this side lost.
+// Close returns an error only if the goodbye could not be sent. It is safe
+// to call more than once, concurrently with Send, and from PeerLost; it
+// must not be called from HandleFrame for the same peer, since it waits
+// for the goroutine that runs it.
 func (e *endpoint) Close() error {
 	e.closeOnce.Do(func() { e.closeErr = e.close() })
 	return e.closeErr
@@ -177,6 +182,13 @@ func (e *endpoint) close() error {
 		// Without our goodbye the peer will not close in answer; do not
 		// linger for it.
 		e.conn.Close()
+	}
+	if e.lost.Load() != nil {
+		// The receive goroutine is done with the connection and reports
+		// or has reported the loss; perhaps this Close is called from
+		// that PeerLost call, so do not wait for it.
+		e.conn.Close()
+		return err
 	}
 	timer := time.NewTimer(lingerTimeout)
 	select {
@@ -211,12 +223,16 @@ func (e *endpoint) receive() {
 		// Orderly end: the peer said goodbye and closed its side. Answer
 		// with ours (unless our Close already did) so its Close returns
 		// without waiting for our runtime to close this endpoint.
+		// Under the write lock, so a concurrent Close does not write its
+		// goodbye into the connection closed here: byeSent tells it there
+		// is nothing left to send.
+		e.wmu.Lock()
 		if !e.closing.Load() {
-			e.wmu.Lock()
 			e.sendByeLocked()
-			e.wmu.Unlock()
 		}
+		e.byeSent = true
 		e.conn.Close()
+		e.wmu.Unlock()
 		return
 	}
 	if e.closing.Load() {

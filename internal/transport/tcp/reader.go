@@ -4,10 +4,10 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,7 +34,7 @@ const (
 	// scratchKeep is the largest Bytes scratch buffer kept between frames;
 	// larger payloads read with Bytes get a buffer of their own that is
 	// dropped afterwards, so one huge frame does not pin memory forever.
-	scratchKeep = 4 << 20
+	scratchKeep = 1 << 20
 )
 
 // reader is a buffered reader over one socket. Unlike bufio over net.Conn it
@@ -89,11 +89,13 @@ func (rd *reader) readSome(p []byte) (int, error) {
 
 // poll is the RawConn.Read callback: true when it read something or failed
 // for good, false to have the runtime park until the socket is readable.
-// Go keeps its sockets O_NONBLOCK, so unix.Read never blocks here.
+// Go keeps its sockets O_NONBLOCK, so unix.Read never blocks here. (A raw
+// syscall, skipping the scheduler's entersyscall, was measured: spinning
+// between two processes got about 4x slower with it, so it is not used.)
 func (rd *reader) poll(fd uintptr) bool {
 	var start time.Time
 	for {
-		n, err := rawRead(fd, rd.dst)
+		n, err := unix.Read(int(fd), rd.dst)
 		switch err {
 		case nil:
 			if n == 0 {
@@ -112,26 +114,16 @@ func (rd *reader) poll(fd uintptr) bool {
 			} else if time.Since(start) > spinBudget {
 				return false
 			}
+			// Yield the P between polls: a goroutine the handler just
+			// woke (the application waiting for this message) runs at
+			// once instead of after the budget. Measured faster even
+			// with nothing else to run.
+			runtime.Gosched()
 		default:
 			rd.rerr = os.NewSyscallError("read", err)
 			return true
 		}
 	}
-}
-
-// rawRead is read(2) without telling the scheduler about it: on a
-// non-blocking socket it never blocks, and entersyscall/exitsyscall would
-// let sysmon hand our P to another thread when a spinning read happens to
-// be descheduled.
-func rawRead(fd uintptr, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
 }
 
 // fill reads more bytes into the free tail of buf. The caller makes sure

@@ -34,10 +34,12 @@ type Config struct {
 
 	// Spin, if non-nil, is called by the receive goroutines when their
 	// socket has no data. While it returns true the goroutine keeps
-	// polling the socket with non-blocking reads, for up to about 50 µs per
-	// wait, instead of parking in the netpoller; then it parks anyway. It
-	// is called often and from every receive goroutine at once, so it must
-	// be cheap and safe for concurrent use (an atomic load).
+	// polling the socket with non-blocking reads, yielding its P between
+	// polls, for up to 50 µs per wait, instead of parking in the
+	// netpoller; then it parks anyway. It is called often and from every
+	// receive goroutine at once, so it must be cheap and safe for
+	// concurrent use (an atomic load). Spinning pays only while cores are
+	// free; see docs/wire.md.
 	Spin func() bool
 
 	// Logger receives warnings about connections that were dropped (a
@@ -97,7 +99,8 @@ func (t *Transport) Addr() string { return t.addr }
 // rank lets go. Endpoints stay valid objects: their Sends fail with an
 // error wrapping transport.ErrClosed and their Close returns at once. A
 // running Connect returns an error. Close waits for every goroutine the
-// transport started; it is safe to call more than once.
+// transport started, so it must not be called from a Handler callback; it
+// is safe to call more than once.
 func (t *Transport) Close() error {
 	t.mu.Lock()
 	if t.closed {

@@ -32,7 +32,9 @@ func counter(r *rig, n *atomic.Int64, dying bool) func(int, wire.Header, transpo
 // transport.ErrClosed.
 func (r *rig) wantClosed(rank int, e transport.Endpoint) {
 	r.t.Helper()
-	if err := e.Send(wire.Header{Kind: wire.KindEager}, []byte("late")); !errors.Is(err, transport.ErrClosed) {
+	var err error
+	r.do("Send after Close", func() { err = e.Send(wire.Header{Kind: wire.KindEager}, []byte("late")) })
+	if !errors.Is(err, transport.ErrClosed) {
 		r.t.Errorf("rank %d: Send after Close = %v, want an error wrapping transport.ErrClosed", rank, err)
 	}
 }
@@ -106,11 +108,13 @@ func testBye(t *testing.T, mk MakePair) {
 	var n1 atomic.Int64
 	r.h1.frame = counter(r, &n1, false)
 	r.start(mk)
-	for i := range frames {
-		if !r.send(r.e0, wire.Header{Kind: wire.KindEager, Tag: int32(i)}, make([]byte, i*100)) {
-			return
+	r.do("the sender", func() {
+		for i := range frames {
+			if !r.send(r.e0, wire.Header{Kind: wire.KindEager, Tag: int32(i)}, make([]byte, i*100)) {
+				return
+			}
 		}
-	}
+	})
 	r.wait(done(func() { r.e0.Close() }), "rank 0's Close while rank 1 stays open")
 	if n := n1.Load(); n != frames {
 		t.Errorf("rank 1 got %d frames by the time rank 0's Close returned, want %d", n, frames)
@@ -151,7 +155,9 @@ func testPeerDeath(t *testing.T, mk MakePair) {
 	p0, p1 := done(pump(r.e0)), done(pump(r.e1))
 	r.wait(done(r.kill), "kill")
 	r.wait(r.h0.lostc, "PeerLost on rank 0")
-	if err := r.e0.Send(wire.Header{Kind: wire.KindEager}, []byte("x")); !errors.Is(err, transport.ErrPeerLost) {
+	var err error
+	r.do("Send to a lost peer", func() { err = r.e0.Send(wire.Header{Kind: wire.KindEager}, []byte("x")) })
+	if !errors.Is(err, transport.ErrPeerLost) {
 		t.Errorf("Send to a lost peer = %v, want an error wrapping transport.ErrPeerLost", err)
 	}
 	close(stop)

@@ -36,12 +36,14 @@ func testHeaders(t *testing.T, mk MakePair) {
 	}
 	r.start(mk)
 	payload := make([]byte, len(sent))
-	for i, h := range sent {
-		h.Len = 0xdeadbeef // Send must set it
-		if !r.send(r.e0, h, payload[:i]) {
-			return
+	r.do("the sender", func() {
+		for i, h := range sent {
+			h.Len = 0xdeadbeef // Send must set it
+			if !r.send(r.e0, h, payload[:i]) {
+				return
+			}
 		}
-	}
+	})
 	r.wait(all, "all headers")
 }
 
@@ -396,9 +398,11 @@ func testBodyMisuse(t *testing.T, mk MakePair) {
 		return nil
 	}
 	r.start(mk)
-	if r.send(r.e0, wire.Header{Kind: wire.KindEager}, want[:100]) {
-		r.send(r.e0, wire.Header{Kind: wire.KindEager}, want)
-	}
+	r.do("the sender", func() {
+		if r.send(r.e0, wire.Header{Kind: wire.KindEager}, want[:100]) {
+			r.send(r.e0, wire.Header{Kind: wire.KindEager}, want)
+		}
+	})
 	r.wait(all, "both frames")
 }
 

@@ -184,6 +184,13 @@ func done(f func()) <-chan struct{} {
 	return c
 }
 
+// do runs f in its own goroutine and waits for it like wait does, so a call
+// that hangs fails the test instead of hanging it.
+func (r *rig) do(what string, f func()) {
+	r.t.Helper()
+	r.wait(done(f), what)
+}
+
 // closeBoth closes both endpoints concurrently and waits for both.
 func (r *rig) closeBoth() {
 	r.t.Helper()

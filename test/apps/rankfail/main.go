@@ -3,8 +3,9 @@
 //
 //	rankfail -mode exit|panic|kill|abort [-rank R]
 //
-// The other ranks block in Recv from the failing rank; they print
-// "rank R: <error>" if that call returns an error before they are stopped.
+// The other ranks block in Recv from the failing rank, ignoring SIGTERM so
+// that gorun's stop cannot overtake them (run gorun with a long --grace),
+// and print "rank R: <error>" when that call returns.
 package main
 
 import (
@@ -13,8 +14,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/gorun-hpc/gorun/runtime"
 )
@@ -23,6 +24,9 @@ func main() {
 	mode := flag.String("mode", "exit", "how the failing rank fails: exit, panic, kill or abort")
 	bad := flag.Int("rank", 1, "the failing rank")
 	flag.Parse()
+	if os.Getenv("GORUN_RANK") != fmt.Sprint(*bad) {
+		signal.Ignore(syscall.SIGTERM)
+	}
 	world, err := runtime.Init(context.Background())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -48,7 +52,6 @@ func main() {
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	case "abort":
 		world.Abort(errors.New("deliberate abort"))
-		// gorun stops the job; wait for it like a rank that keeps computing.
-		time.Sleep(time.Hour)
+		os.Exit(1)
 	}
 }
