@@ -147,22 +147,9 @@ func reduce[T Elem](k coll, send, recv []T, f func(dst, src []T), root int) erro
 // length (on every rank that passes one); lengths that differ between ranks
 // abort the world; ErrAborted, ErrClosed.
 func Allreduce[T Elem](c *Comm, send, recv []T, op Op) error {
-	f, err := checkOp[T](op)
-	if err == nil && len(recv) != len(send) {
-		err = errInvalid(fmt.Sprintf("recv has %d elements, want len(send) = %d", len(recv), len(send)))
-	}
-	if c == nil {
-		if err == nil {
-			copy(recv, send)
-		}
-		return (*Comm)(nil).opErr("Allreduce", NoPeer, err)
-	}
-	if err != nil {
-		return c.opErr("Allreduce", NoPeer, err)
-	}
-	k, err := c.start("Allreduce", NoPeer)
-	if err != nil {
-		return c.opErr("Allreduce", NoPeer, err)
+	k, f, done, err := startElementwise(c, "Allreduce", send, recv, op)
+	if done {
+		return err
 	}
 	copy(recv, send)
 	if len(recv)*sizeOf[T]() >= ringThreshold && len(recv) >= c.size {
@@ -171,6 +158,28 @@ func Allreduce[T Elem](c *Comm, send, recv []T, op Op) error {
 		err = rdAllreduce(k, recv, f)
 	}
 	return c.opErr("Allreduce", NoPeer, err)
+}
+
+// startElementwise checks the arguments of Allreduce and Scan (the same on
+// every rank), does the whole call on the serial communicator, and begins
+// the collective. done means there is nothing more to do; err is then the
+// call's result.
+func startElementwise[T Elem](c *Comm, name string, send, recv []T, op Op) (k coll, f func(dst, src []T), done bool, err error) {
+	f, err = checkOp[T](op)
+	if err == nil && len(recv) != len(send) {
+		err = errInvalid(fmt.Sprintf("recv has %d elements, want len(send) = %d", len(recv), len(send)))
+	}
+	if err == nil && c == nil {
+		copy(recv, send)
+		return coll{}, nil, true, nil
+	}
+	if err == nil {
+		k, err = c.start(name, NoPeer)
+	}
+	if err != nil {
+		return coll{}, nil, true, c.opErr(name, NoPeer, err)
+	}
+	return k, f, false, nil
 }
 
 // rdAllreduce is recursive doubling on acc in place. With n not a power of
@@ -255,22 +264,9 @@ func ringAllreduce[T Elem](k coll, acc []T, f func(dst, src []T)) error {
 // Scan is collective over c and blocking. It uses recursive doubling.
 // Errors as Allreduce.
 func Scan[T Elem](c *Comm, send, recv []T, op Op) error {
-	f, err := checkOp[T](op)
-	if err == nil && len(recv) != len(send) {
-		err = errInvalid(fmt.Sprintf("recv has %d elements, want len(send) = %d", len(recv), len(send)))
-	}
-	if c == nil {
-		if err == nil {
-			copy(recv, send)
-		}
-		return (*Comm)(nil).opErr("Scan", NoPeer, err)
-	}
-	if err != nil {
-		return c.opErr("Scan", NoPeer, err)
-	}
-	k, err := c.start("Scan", NoPeer)
-	if err != nil {
-		return c.opErr("Scan", NoPeer, err)
+	k, f, done, err := startElementwise(c, "Scan", send, recv, op)
+	if done {
+		return err
 	}
 	n, r := c.size, c.rank
 	copy(recv, send)

@@ -88,6 +88,7 @@ type member struct {
 	wmu     sync.Mutex // serializes frames written to conn
 	state   memberState
 	aborted bool
+	failing bool // EventFailing emitted (once per rank)
 }
 
 // NewCoordinator listens on cfg.Listen and starts serving. The caller must
@@ -115,7 +116,7 @@ func NewCoordinator(cfg CoordConfig) (*Coordinator, error) {
 		ln:     ln,
 		// Each rank yields at most an abort and one of finalized/lost, so
 		// this capacity means emit never has to drop.
-		events:  make(chan Event, 2*cfg.Size+8),
+		events:  make(chan Event, 3*cfg.Size+8),
 		conns:   make(map[net.Conn]bool),
 		members: make([]*member, cfg.Size),
 	}
@@ -320,7 +321,7 @@ func (c *Coordinator) readLoop(m *member, br *bufio.Reader) {
 		case msgAbort:
 			c.abort(m, string(body))
 		case msgFailing:
-			c.emit(Event{Rank: m.rank, Kind: EventFailing, Msg: string(body)})
+			c.failing(m, string(body))
 		case msgBye:
 			c.finalize(m)
 			return
@@ -442,6 +443,17 @@ func (c *Coordinator) abort(m *member, msg string) {
 	c.log.Info("bootstrap: rank aborted the job", "rank", m.rank, "cause", msg)
 	c.emit(Event{Rank: m.rank, Kind: EventAbort, Msg: msg})
 	c.sendAll(targets, msgFail, encodeFail(m.rank, EventAbort, msg))
+}
+
+// failing reports, once per rank, that rank m fails because of another.
+func (c *Coordinator) failing(m *member, msg string) {
+	c.mu.Lock()
+	first := !m.failing
+	m.failing = true
+	c.mu.Unlock()
+	if first {
+		c.emit(Event{Rank: m.rank, Kind: EventFailing, Msg: msg})
+	}
 }
 
 func (c *Coordinator) finalize(m *member) {

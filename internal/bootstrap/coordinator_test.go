@@ -330,3 +330,27 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+func TestFailingIsReportedOnce(t *testing.T) {
+	j := newJob(t, 2)
+	c0, c1 := j.dial(0), j.dial(1)
+	for range 3 {
+		if err := c1.Failing("world rank 0 lost"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ev := j.nextEvent(); ev != (Event{Rank: 1, Kind: EventFailing, Msg: "world rank 0 lost"}) {
+		t.Fatalf("event %v, want rank 1 failing", ev)
+	}
+	// Failing is informational: exchanges still complete.
+	r0, r1 := exchangeAsync(c0, data(0, 0)), exchangeAsync(c1, data(1, 0))
+	for _, ch := range []<-chan exchangeResult{r0, r1} {
+		if res := await(t, "Exchange", ch); res.err != nil {
+			t.Fatal(res.err)
+		}
+	}
+	c1.Close()
+	if ev := j.nextEvent(); ev.Rank != 1 || ev.Kind != EventFinalized {
+		t.Fatalf("event %v, want rank 1 finalized (and no second failing)", ev)
+	}
+}
