@@ -115,6 +115,39 @@ func TestSplitShared(t *testing.T) {
 	})
 }
 
+func TestSplitSharedEmulatedNodes(t *testing.T) {
+	for _, tc := range []struct{ n, k int }{{4, 2}, {7, 3}, {3, 3}} {
+		cfg := ranktest.Config{Runtime: runtime.Config{LocalNodes: tc.k}}
+		cfg.Run(t, tc.n, func(t testing.TB, c *runtime.Comm) {
+			s, err := c.SplitShared()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Every node gets n/k or n/k+1 consecutive ranks.
+			if s.Size() != tc.n/tc.k && s.Size() != tc.n/tc.k+1 {
+				t.Fatalf("%d ranks on %d nodes: node of size %d", tc.n, tc.k, s.Size())
+			}
+			for i := 1; i < s.Size(); i++ {
+				if s.WorldRank(i) != s.WorldRank(i-1)+1 {
+					t.Fatalf("node members %d and %d not consecutive", s.WorldRank(i-1), s.WorldRank(i))
+				}
+			}
+			sizes := make([]int, c.Size())
+			if err := runtime.Allgather(c, []int{s.Size()}, sizes); err != nil {
+				t.Fatal(err)
+			}
+			nodes, total := 0, 0
+			for r := 0; r < c.Size(); r += sizes[r] {
+				total += sizes[r]
+				nodes++
+			}
+			if total != tc.n || nodes != tc.k {
+				t.Fatalf("node sizes %v do not tile %d ranks in %d nodes", sizes, tc.n, tc.k)
+			}
+		})
+	}
+}
+
 func TestAbortUnblocks(t *testing.T) {
 	// A rank blocked in Recv returns ErrAborted, naming the cause, when
 	// another rank aborts.

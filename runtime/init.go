@@ -35,6 +35,12 @@ type Config struct {
 	// Logger receives diagnostics (strangers refused, peers lost). Nil
 	// discards them.
 	Logger *slog.Logger
+
+	// LocalNodes splits the ranks of InitLocal block-wise into that many
+	// emulated nodes, as gorun --nodes does for processes, so node-aware
+	// code (SplitShared) can be tested with goroutine ranks. Zero means 1.
+	// Init ignores it.
+	LocalNodes int
 }
 
 // DefaultEagerLimit is the eager limit when Config.EagerLimit is zero.
@@ -57,6 +63,9 @@ func (cfg *Config) logger() *slog.Logger {
 func (cfg *Config) validate() error {
 	if cfg.EagerLimit < 0 {
 		return errInvalid(fmt.Sprintf("Config.EagerLimit %d is negative", cfg.EagerLimit))
+	}
+	if cfg.LocalNodes < 0 {
+		return errInvalid(fmt.Sprintf("Config.LocalNodes %d is negative", cfg.LocalNodes))
 	}
 	if cfg.Timeout < 0 {
 		return errInvalid(fmt.Sprintf("Config.Timeout %v is negative", cfg.Timeout))
@@ -153,9 +162,19 @@ func (cfg *Config) InitLocal(n int) ([]*Comm, error) {
 	if n < 1 {
 		return nil, &OpError{Op: "InitLocal", Comm: "world", Peer: NoPeer, Err: errInvalid(fmt.Sprintf("n = %d ranks; want at least 1", n))}
 	}
+	k := max(cfg.LocalNodes, 1)
+	if k > n {
+		return nil, &OpError{Op: "InitLocal", Comm: "world", Peer: NoPeer, Err: errInvalid(fmt.Sprintf("Config.LocalNodes = %d for %d ranks", k, n))}
+	}
 	nodes := make([]string, n)
 	for i := range nodes {
-		nodes[i] = "local"
+		// Block-wise, the first n%k nodes one rank larger (as gorun --nodes).
+		base, extra := n/k, n%k
+		node := extra + (i-extra*(base+1))/max(base, 1)
+		if i < extra*(base+1) {
+			node = i / (base + 1)
+		}
+		nodes[i] = fmt.Sprintf("local#%d", node)
 	}
 	ws := make([]*world, n)
 	for i := range ws {
