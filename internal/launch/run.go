@@ -3,7 +3,6 @@ package launch
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -57,9 +56,8 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	}
 	secret := make([]byte, 32)
 	rand.Read(secret)
-	idBytes := make([]byte, 8)
-	rand.Read(idBytes)
-	jobID := hex.EncodeToString(idBytes)
+	jobID := bootstrap.NewJobID(os.Getpid())
+	sweepStale(log)
 	host, err := os.Hostname()
 	if err != nil {
 		host = "localhost"
@@ -104,6 +102,7 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		s.blame()
 	}
 	s.finish()
+	sweep(log, jobID)
 	return s.res, nil
 }
 
