@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	goruntime "runtime"
@@ -12,14 +13,17 @@ import (
 	"time"
 
 	"github.com/gorun-hpc/gorun/internal/bootstrap"
+	"github.com/gorun-hpc/gorun/internal/transport"
 	"github.com/gorun-hpc/gorun/internal/transport/inproc"
+	"github.com/gorun-hpc/gorun/internal/transport/shmring"
 	"github.com/gorun-hpc/gorun/internal/transport/tcp"
 	"github.com/gorun-hpc/gorun/internal/wire"
 )
 
 // peerInfo is what each rank publishes through the coordinator at Init.
 type peerInfo struct {
-	Addr string `json:"addr"` // tcp listen address
+	Addr string `json:"addr"` // tcp listen address, "" if tcp is not allowed
+	Shm  string `json:"shm"`  // shared-memory address, "" if shm is not allowed or alone on the node
 	Node string `json:"node"`
 	Arch string `json:"arch"`
 	Host string `json:"host"`
@@ -31,8 +35,10 @@ type peerInfo struct {
 const lostGrace = 2 * time.Second
 
 // joinJob is Init under gorun: register with the coordinator, exchange
-// addresses, connect to every peer.
-func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env) (*Comm, error) {
+// addresses, connect to every peer. Each peer is reached by the most
+// exclusive transport that both allow: shared memory for a peer on the same
+// node (gorun --nodes emulates nodes), TCP for the others.
+func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env) (c *Comm, err error) {
 	allowed := cfg.Transports
 	if len(env.Transports) > 0 {
 		allowed = env.Transports
@@ -42,66 +48,91 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env) (*Comm, erro
 			return nil, errInvalid(fmt.Sprintf("%s: unknown transport %q", bootstrap.EnvTransports, t))
 		}
 	}
-	if len(allowed) > 0 && !slices.Contains(allowed, "tcp") && env.Size > 1 {
-		return nil, errInvalid(fmt.Sprintf("transports %v leave no way to reach other ranks (tcp is the only inter-process transport)", allowed))
-	}
+	allow := func(name string) bool { return len(allowed) == 0 || slices.Contains(allowed, name) }
 
 	client, err := bootstrap.Dial(ctx, env)
 	if err != nil {
 		return nil, fmt.Errorf("contacting the launcher: %w", err)
 	}
+	// Until the world owns them, everything opened here is released on
+	// error.
+	var opened []io.Closer
+	defer func() {
+		if err != nil {
+			for _, o := range opened {
+				o.Close()
+			}
+			client.Close()
+		}
+	}()
 	w := newWorld(env.Rank, env.Size, nil, cfg)
-	bind := env.Bind
-	if bind == "" {
-		bind = "127.0.0.1"
+	spin := func() bool { return w.waiters.Load() > 0 }
+	me := peerInfo{Node: env.Node, Arch: goruntime.GOARCH, PID: os.Getpid()}
+	me.Host, _ = os.Hostname()
+	var tr *tcp.Transport
+	if allow("tcp") {
+		bind := env.Bind
+		if bind == "" {
+			bind = "127.0.0.1"
+		}
+		tr, err = tcp.Listen(tcp.Config{Secret: env.Secret, Self: env.Rank, Listen: net.JoinHostPort(bind, "0"), Spin: spin, Logger: cfg.logger()})
+		if err != nil {
+			return nil, err
+		}
+		opened = append(opened, tr)
+		me.Addr = tr.Addr()
 	}
-	tr, err := tcp.Listen(tcp.Config{
-		Secret: env.Secret,
-		Self:   env.Rank,
-		Listen: net.JoinHostPort(bind, "0"),
-		Spin:   func() bool { return w.waiters.Load() > 0 },
-		Logger: cfg.logger(),
-	})
-	if err != nil {
-		client.Close()
-		return nil, err
+	var sr *shmring.Transport
+	if allow("shm") && env.LocalSize > 1 {
+		sr, err = shmring.Listen(shmring.Config{JobID: env.JobID, Secret: env.Secret, Self: env.Rank, Spin: spin, Logger: cfg.logger()})
+		if err != nil {
+			return nil, err
+		}
+		opened = append(opened, sr)
+		me.Shm = sr.Addr()
 	}
-	host, _ := os.Hostname()
-	me, _ := json.Marshal(peerInfo{Addr: tr.Addr(), Node: env.Node, Arch: goruntime.GOARCH, Host: host, PID: os.Getpid()})
-	all, err := client.Exchange(ctx, me)
+	mine, _ := json.Marshal(me)
+	all, err := client.Exchange(ctx, mine)
 	if err != nil {
-		tr.Close()
-		client.Close()
 		return nil, fmt.Errorf("exchanging addresses: %w", err)
 	}
-	infos := make([]peerInfo, env.Size)
-	addrs := make([]string, env.Size)
+	tcpAddrs, shmAddrs := make([]string, env.Size), make([]string, env.Size)
 	w.nodes = make([]string, env.Size)
 	for i, b := range all {
-		if err := json.Unmarshal(b, &infos[i]); err != nil {
-			tr.Close()
-			client.Close()
+		var p peerInfo
+		if err = json.Unmarshal(b, &p); err != nil {
 			return nil, fmt.Errorf("rank %d published a malformed address record: %w", i, err)
 		}
-		if infos[i].Arch != goruntime.GOARCH {
-			tr.Close()
-			client.Close()
-			return nil, fmt.Errorf("rank %d runs on %s and rank %d on %s; all ranks must share one architecture", i, infos[i].Arch, env.Rank, goruntime.GOARCH)
+		if p.Arch != goruntime.GOARCH {
+			return nil, fmt.Errorf("rank %d runs on %s and rank %d on %s; all ranks must share one architecture", i, p.Arch, env.Rank, goruntime.GOARCH)
 		}
-		w.nodes[i] = infos[i].Node
-		if i != env.Rank {
-			addrs[i] = infos[i].Addr
+		w.nodes[i] = p.Node
+		switch {
+		case i == env.Rank:
+		case p.Node == env.Node && p.Shm != "" && me.Shm != "":
+			shmAddrs[i] = p.Shm
+		case p.Addr != "" && me.Addr != "":
+			tcpAddrs[i] = p.Addr
+		default:
+			return nil, errInvalid(fmt.Sprintf("no allowed transport reaches rank %d (node %s) from rank %d (node %s); transports allowed: %v", i, p.Node, env.Rank, env.Node, allowed))
 		}
 	}
-	eps, err := tr.Connect(ctx, addrs, w)
-	if err != nil {
-		tr.Close()
-		client.Close()
-		return nil, fmt.Errorf("connecting to peers: %w", err)
+	if sr != nil {
+		eps, err := sr.Connect(ctx, shmAddrs, w)
+		if err != nil {
+			return nil, fmt.Errorf("connecting to peers over shared memory: %w", err)
+		}
+		merge(w.eps, eps)
 	}
-	copy(w.eps, eps)
+	if tr != nil {
+		eps, err := tr.Connect(ctx, tcpAddrs, w)
+		if err != nil {
+			return nil, fmt.Errorf("connecting to peers over TCP: %w", err)
+		}
+		merge(w.eps, eps)
+	}
 	w.eps[env.Rank] = inproc.NewLink(env.Rank, w)
-	w.closers = append(w.closers, tr, client)
+	w.closers = append(opened, client)
 	w.onAbort = func(cause error) {
 		msg := []byte(cause.Error())
 		for i := range w.size {
@@ -115,6 +146,15 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env) (*Comm, erro
 	w.onPeer = func(cause error) { _ = client.Failing(cause.Error()) }
 	go w.watchLauncher(client.Lost())
 	return worldComm(w), nil
+}
+
+// merge copies the non-nil endpoints of src into dst.
+func merge(dst, src []transport.Endpoint) {
+	for i, e := range src {
+		if e != nil {
+			dst[i] = e
+		}
+	}
 }
 
 // watchLauncher fails the world when the coordinator connection drops

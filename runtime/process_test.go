@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -76,6 +77,21 @@ func tcpSuite(c *runtime.Comm) error {
 		return err
 	}
 	defer node.Close()
+	// Peers on this node are reached over shared memory, the others over
+	// TCP, unless GORUN_TRANSPORTS says otherwise.
+	route := map[bool]string{true: "shmring", false: "tcp"}
+	if os.Getenv("GORUN_TRANSPORTS") == "self,tcp" {
+		route[true] = "tcp"
+	}
+	for q := range n {
+		if q == r {
+			continue
+		}
+		local := runtime.NodeOfWorldRank(c, c.WorldRank(q)) == runtime.NodeOfWorldRank(c, c.WorldRank(r))
+		if got := runtime.TransportTo(c, q); got != route[local] {
+			return fmt.Errorf("rank %d is reached over %s, want %s", q, got, route[local])
+		}
+	}
 	fmt.Printf("rank %d of %d ok, %d on my node\n", r, n, node.Size())
 	return nil
 }
@@ -116,6 +132,14 @@ func TestProcessEmulatedNodes(t *testing.T) {
 	out := cfg.Spawn(t, 4, "tcp-suite")
 	if got := strings.Count(out, "2 on my node"); got != 4 {
 		t.Fatalf("want every rank on a node of 2:\n%s", out)
+	}
+}
+
+func TestProcessTCPOnly(t *testing.T) {
+	cfg := ranktest.SpawnConfig{Nodes: 2, Transports: "self,tcp"}
+	out := cfg.Spawn(t, 4, "tcp-suite")
+	if got := strings.Count(out, " ok,"); got != 4 {
+		t.Fatalf("%d ranks reported ok, want 4:\n%s", got, out)
 	}
 }
 

@@ -1,0 +1,710 @@
+package shmring
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorun-hpc/gorun/internal/transport"
+	"github.com/gorun-hpc/gorun/internal/wire"
+	"github.com/gorun-hpc/gorun/shm"
+)
+
+const (
+	// lingerTimeout bounds how long Close waits for the peer's goodbye,
+	// and how long a goodbye waits for ring space.
+	lingerTimeout = 10 * time.Second
+
+	// spinBudget bounds one spell of polling while Config.Spin says so.
+	// It exceeds the futex wake latency measured in docs/shm.md (5–9 µs)
+	// several times, so a busy pair does not convoy into sleeping.
+	spinBudget = 50 * time.Microsecond
+
+	// rxSleep and txSleep bound one futex sleep; after each the sleeper
+	// re-checks the liveness flags, so a lost wake-up costs at most this.
+	rxSleep = 100 * time.Millisecond
+	txSleep = 20 * time.Millisecond
+
+	// scratchKeep is the largest Body.Bytes buffer kept between frames.
+	scratchKeep = 1 << 20
+)
+
+var (
+	errNoBye       = errors.New("channel closed without goodbye")
+	errTruncated   = errors.New("channel closed mid-frame")
+	errAfterBye    = errors.New("frame after goodbye")
+	errByePayload  = errors.New("goodbye with a payload")
+	errHandlerFail = errors.New("handler failed")
+	errLinger      = errors.New("timed out waiting for ring space")
+	errKilled      = errors.New("transport closed")
+)
+
+type lostErr struct{ err error }
+
+// endpoint is the transport.Endpoint of one channel, owner of its receive
+// goroutine and of its liveness goroutine (watch).
+type endpoint struct {
+	t          *Transport
+	self, peer int
+	conn       *net.UnixConn
+	h          transport.Handler
+	in, out    *ring
+	spin       func() bool
+
+	// wmu serializes producers on out; the fields below it are guarded by
+	// it, and out is unmapped only under it.
+	wmu       sync.Mutex
+	hdr       [wire.HeaderSize]byte
+	ptail     uint64 // our tail, published or not
+	pubTail   uint64 // the tail last stored into out.tail
+	phead     uint64 // the consumer's head, as last loaded
+	byeSent   bool
+	wbroken   bool // a Send was cut off after publishing part of its frame
+	recvEnded bool // the receive goroutine has finished with in
+	released  bool
+
+	// mapMu keeps the rings mapped while another goroutine (Close, kill,
+	// the liveness goroutine) wakes a sleeper on them; release holds it
+	// exclusively while unmapping.
+	mapMu    sync.RWMutex
+	unmapped bool // guarded by mapMu
+
+	closing atomic.Bool // local Close or kill began
+	peerBye atomic.Bool // the peer's goodbye arrived
+	gone    atomic.Bool // the liveness socket ended (EOF or error)
+	lost    atomic.Pointer[lostErr]
+
+	closeOnce sync.Once
+	closeErr  error
+	done      chan struct{} // closed when the receive goroutine ended
+	watchDone chan struct{} // closed when the liveness goroutine ended
+
+	rd   reader
+	body body
+}
+
+func newEndpoint(t *Transport, ch *channel, h transport.Handler) *endpoint {
+	e := &endpoint{
+		t: t, self: t.cfg.Self, peer: ch.rank, conn: ch.conn, h: h,
+		in: ch.in, out: ch.out, spin: t.cfg.Spin,
+		done: make(chan struct{}), watchDone: make(chan struct{}),
+	}
+	e.rd.e, e.rd.r = e, ch.in
+	e.body.rd = &e.rd
+	return e
+}
+
+// ---- sending ----
+
+// Send implements transport.Endpoint. It copies the header and payload into
+// the peer's ring and publishes them with one atomic store of the tail (per
+// ring-full of data for payloads larger than the free space). It blocks
+// while the ring is full. After Close it fails with an error wrapping
+// transport.ErrClosed; after the peer died, with one wrapping
+// transport.ErrPeerLost; after the peer's goodbye, with one wrapping
+// ErrPeerClosed.
+func (e *endpoint) Send(h wire.Header, payload []byte) error {
+	if len(payload) > wire.MaxPayload {
+		return fmt.Errorf("shmring: rank %d -> rank %d: send: payload of %d bytes exceeds %d",
+			e.self, e.peer, len(payload), wire.MaxPayload)
+	}
+	h.Len = uint32(len(payload))
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	if err := e.sendStateLocked(); err != nil {
+		return err
+	}
+	h.Encode(e.hdr[:])
+	start := e.ptail
+	err := e.putLocked(e.hdr[:], time.Time{})
+	if err == nil {
+		err = e.putLocked(payload, time.Time{})
+	}
+	if err != nil {
+		if e.pubTail == start {
+			e.ptail = start // nothing of the frame is visible: forget it
+		} else {
+			e.wbroken = true
+		}
+		return err
+	}
+	e.publishLocked()
+	return nil
+}
+
+// sendStateLocked says why nothing may be sent, or nil.
+func (e *endpoint) sendStateLocked() error {
+	switch {
+	case e.closing.Load():
+		return fmt.Errorf("shmring: rank %d -> rank %d: send: %w", e.self, e.peer, transport.ErrClosed)
+	case e.lost.Load() != nil:
+		return e.lost.Load().err
+	case e.peerBye.Load() || e.byeSent:
+		return fmt.Errorf("shmring: rank %d -> rank %d: send: %w", e.self, e.peer, ErrPeerClosed)
+	case e.wbroken:
+		return fmt.Errorf("shmring: rank %d -> rank %d: send: stream broken by an aborted send: %w", e.self, e.peer, transport.ErrPeerLost)
+	}
+	return nil
+}
+
+// putLocked copies p into the ring at ptail, waiting for space as needed.
+// A zero deadline means a Send (aborted by Close); otherwise it is a
+// goodbye, which ignores closing but gives up at the deadline.
+func (e *endpoint) putLocked(p []byte, deadline time.Time) error {
+	r := e.out
+	for len(p) > 0 {
+		used := e.ptail - e.phead
+		if used == r.size {
+			// acquire: pairs with the consumer's release store of head,
+			// made after it finished reading the bytes below head; from
+			// here on we may overwrite them.
+			e.phead = atomic.LoadUint64(r.head)
+			used = e.ptail - e.phead
+			if used == r.size {
+				e.publishLocked() // let the consumer drain what we wrote
+				if err := e.waitSpaceLocked(deadline); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		off := e.ptail & r.mask
+		n := min(uint64(len(p)), r.size-used, r.size-off)
+		copy(r.data[off:off+n], p[:n])
+		e.ptail += n
+		p = p[n:]
+	}
+	return nil
+}
+
+// publishLocked makes every byte up to ptail visible to the consumer and
+// wakes it if it sleeps.
+func (e *endpoint) publishLocked() {
+	if e.ptail == e.pubTail {
+		return
+	}
+	e.pubTail = e.ptail
+	r := e.out
+	// release (seq-cst) store: the plain copies into data above
+	// happen-before the consumer's acquire load that observes this tail.
+	atomic.StoreUint64(r.tail, e.ptail)
+	// Dekker with the consumer: we store tail then load rxSleep; it stores
+	// rxSleep then loads tail. Seq-cst order means at least one of us sees
+	// the other's store, so either it sees the data or we see it asleep.
+	if atomic.LoadUint32(r.rxSleep) != 0 {
+		r.kickConsumer()
+	}
+}
+
+// waitSpaceLocked waits until the ring has free space.
+func (e *endpoint) waitSpaceLocked(deadline time.Time) error {
+	r := e.out
+	var start time.Time
+	for {
+		if deadline.IsZero() {
+			if err := e.sendStateLocked(); err != nil {
+				return err
+			}
+			if e.gone.Load() {
+				// The peer will never free space again.
+				if e.peerBye.Load() {
+					return fmt.Errorf("shmring: rank %d -> rank %d: send: %w", e.self, e.peer, ErrPeerClosed)
+				}
+				return fmt.Errorf("shmring: rank %d -> rank %d: send: %w: %w", e.self, e.peer, transport.ErrPeerLost, errNoBye)
+			}
+		} else {
+			if e.lost.Load() != nil || e.gone.Load() {
+				return fmt.Errorf("shmring: rank %d -> rank %d: %w: %w", e.self, e.peer, transport.ErrPeerLost, errNoBye)
+			}
+			if time.Now().After(deadline) {
+				return errLinger
+			}
+		}
+		// acquire: see putLocked.
+		e.phead = atomic.LoadUint64(r.head)
+		if e.ptail-e.phead < r.size {
+			return nil
+		}
+		if e.spin != nil && !e.closing.Load() && e.spin() {
+			if start.IsZero() {
+				start = time.Now()
+			}
+			if time.Since(start) < spinBudget {
+				runtime.Gosched()
+				continue
+			}
+		}
+		// Dekker with the consumer's head store: we store txWait then
+		// load head; it stores head then loads txWait.
+		atomic.StoreUint32(r.txWait, 1)
+		v := atomic.LoadUint32(r.space)
+		e.phead = atomic.LoadUint64(r.head)
+		if e.ptail-e.phead < r.size {
+			atomic.StoreUint32(r.txWait, 0)
+			return nil
+		}
+		shm.Wait(r.space, v, txSleep)
+		atomic.StoreUint32(r.txWait, 0)
+		start = time.Time{}
+	}
+}
+
+// sendByeLocked writes our goodbye and shuts our side of the socket, so the
+// peer reads the goodbye and then EOF.
+func (e *endpoint) sendByeLocked() error {
+	if e.byeSent || e.wbroken || e.lost.Load() != nil || e.released {
+		return nil
+	}
+	e.byeSent = true
+	var b [wire.HeaderSize]byte
+	h := wire.Header{Kind: wire.KindBye}
+	h.Encode(b[:])
+	if err := e.putLocked(b[:], time.Now().Add(lingerTimeout)); err != nil {
+		if e.ptail != e.pubTail {
+			e.ptail = e.pubTail
+		}
+		return fmt.Errorf("shmring: rank %d -> rank %d: close: sending goodbye: %w", e.self, e.peer, err)
+	}
+	e.publishLocked()
+	return e.conn.CloseWrite()
+}
+
+// ---- closing ----
+
+// Close implements transport.Endpoint: it sends a goodbye after the frames
+// of the Sends that have returned, then waits (at most lingerTimeout) for
+// the peer to answer with its own goodbye or to go away, meanwhile still
+// handing arriving frames to the handler, and releases the channel. A Send
+// blocked at that moment returns an error wrapping transport.ErrClosed.
+// It is safe to call more than once, concurrently with Send, and from
+// PeerLost; it must not be called from HandleFrame for the same peer.
+func (e *endpoint) Close() error {
+	e.closeOnce.Do(func() { e.closeErr = e.close() })
+	return e.closeErr
+}
+
+func (e *endpoint) close() error {
+	e.closing.Store(true)
+	if !e.wmu.TryLock() {
+		// A Send holds the lock, perhaps waiting for space: wake it so it
+		// sees closing and returns.
+		e.kick(false, true)
+		e.wmu.Lock()
+	}
+	var err error
+	switch {
+	case e.released:
+	case e.wbroken:
+		err = fmt.Errorf("shmring: rank %d -> rank %d: close: goodbye not sent: a send was aborted mid-frame", e.self, e.peer)
+	case e.t.killed.Load():
+	default:
+		err = e.sendByeLocked()
+	}
+	e.wmu.Unlock()
+	if err != nil {
+		e.conn.Close()
+	}
+	if e.lost.Load() != nil {
+		// The receive goroutine reports or reported the loss, perhaps
+		// through a PeerLost that called this Close: do not wait for it.
+		e.conn.Close()
+		e.wmu.Lock()
+		ended := e.recvEnded
+		e.wmu.Unlock()
+		if ended {
+			e.release()
+		}
+		return err
+	}
+	timer := time.NewTimer(lingerTimeout)
+	select {
+	case <-e.done:
+	case <-timer.C:
+		e.conn.Close()
+		<-e.done
+	}
+	timer.Stop()
+	e.conn.Close()
+	e.release()
+	return err
+}
+
+// kill cuts the channel without a goodbye (Transport.Close).
+func (e *endpoint) kill() {
+	e.closing.Store(true)
+	e.conn.Close()
+	e.kick(false, true)
+}
+
+// kick wakes the receive goroutine (in) and a Send waiting for space (out),
+// unless the rings are unmapped already.
+func (e *endpoint) kick(in, out bool) {
+	e.mapMu.RLock()
+	defer e.mapMu.RUnlock()
+	if e.unmapped {
+		return
+	}
+	if in {
+		e.in.kickConsumer()
+	}
+	if out {
+		e.out.kickProducer()
+	}
+}
+
+// release unmaps both rings. Callers make sure the receive and liveness
+// goroutines are done; a Send sees closing under wmu and touches nothing.
+func (e *endpoint) release() {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	if e.released {
+		return
+	}
+	e.released = true
+	e.mapMu.Lock()
+	e.unmapped = true
+	e.in.close()
+	e.out.close()
+	e.mapMu.Unlock()
+}
+
+// ---- liveness ----
+
+// watch is the liveness goroutine: it reads the socket, on which the peer
+// never writes after setup, until EOF or an error, then marks the peer gone
+// and wakes whoever waits on either ring.
+func (e *endpoint) watch() {
+	defer e.t.wg.Done()
+	defer close(e.watchDone)
+	var b [1]byte
+	for {
+		n, err := e.conn.Read(b[:])
+		if err != nil || n > 0 {
+			break
+		}
+	}
+	// The peer's ring writes happen-before its close; the kernel's EOF
+	// delivery orders them before this store for our receive goroutine,
+	// which drains the ring after it sees gone.
+	e.gone.Store(true)
+	e.kick(true, true)
+}
+
+// ---- receiving ----
+
+func (e *endpoint) receive() {
+	defer e.t.wg.Done()
+	defer close(e.done)
+	err := e.receiveLoop()
+	e.rd.publishHead()
+	switch {
+	case err == nil:
+		// Orderly end: the peer said goodbye and closed. Answer with ours
+		// (unless our Close already did) so its Close returns at once.
+		e.wmu.Lock()
+		if !e.closing.Load() {
+			e.sendByeLocked()
+		}
+		e.byeSent = true
+		e.wmu.Unlock()
+		e.conn.Close()
+	case e.closing.Load() || e.t.killed.Load():
+		e.conn.Close()
+	default:
+		lost := err
+		if !errors.Is(err, transport.ErrPeerLost) {
+			lost = fmt.Errorf("shmring: rank %d <- rank %d: receive: %w: %w", e.self, e.peer, transport.ErrPeerLost, err)
+		}
+		e.lost.Store(&lostErr{lost})
+		e.conn.Close()
+		e.kick(false, true)
+		e.h.PeerLost(e.peer, lost)
+	}
+	<-e.watchDone
+	e.wmu.Lock()
+	e.recvEnded = true
+	rel := e.closing.Load() && e.lost.Load() != nil
+	e.wmu.Unlock()
+	if rel {
+		e.release()
+	}
+}
+
+func (e *endpoint) receiveLoop() error {
+	rd, b := &e.rd, &e.body
+	var hb [wire.HeaderSize]byte
+	for {
+		if e.t.killed.Load() {
+			return errKilled
+		}
+		if err := rd.read(hb[:]); err != nil {
+			if err == io.EOF {
+				if e.peerBye.Load() {
+					return nil
+				}
+				return errNoBye
+			}
+			return err
+		}
+		h, err := wire.Decode(hb[:])
+		if err != nil {
+			return err
+		}
+		if e.peerBye.Load() {
+			return errAfterBye
+		}
+		if h.Kind == wire.KindBye {
+			if h.Len != 0 {
+				return errByePayload
+			}
+			e.peerBye.Store(true)
+			continue
+		}
+		b.start(int(h.Len))
+		if herr := e.h.HandleFrame(e.peer, h, b); herr != nil {
+			b.live = false
+			if b.err != nil {
+				return b.err
+			}
+			return fmt.Errorf("%w: %w", errHandlerFail, herr)
+		}
+		if err := b.finish(); err != nil {
+			return err
+		}
+		rd.publishHead()
+	}
+}
+
+// reader consumes the inbound ring; used by the receive goroutine only.
+type reader struct {
+	e       *endpoint
+	r       *ring
+	head    uint64 // our head, published or not
+	pubHead uint64 // the head last stored into r.head
+	tail    uint64 // the producer's tail, as last loaded
+}
+
+// avail returns the bytes readable now, loading the tail if needed.
+func (rd *reader) avail() uint64 {
+	if rd.tail == rd.head {
+		// acquire: pairs with the producer's release store of tail; the
+		// bytes below it are in data for us to read.
+		rd.tail = atomic.LoadUint64(rd.r.tail)
+	}
+	return rd.tail - rd.head
+}
+
+// publishHead frees what we consumed and wakes a producer waiting for it.
+func (rd *reader) publishHead() {
+	if rd.head == rd.pubHead {
+		return
+	}
+	rd.pubHead = rd.head
+	r := rd.r
+	// release (seq-cst) store: our reads of the bytes below head
+	// happen-before the producer's acquire load that lets it overwrite.
+	atomic.StoreUint64(r.head, rd.head)
+	// Dekker with the producer: we store head then load txWait; it stores
+	// txWait then loads head.
+	if atomic.LoadUint32(r.txWait) != 0 {
+		r.kickProducer()
+	}
+}
+
+// wait waits until some bytes are readable. It returns io.EOF when the
+// peer is gone and the ring is drained.
+func (rd *reader) wait() error {
+	r, e := rd.r, rd.e
+	rd.publishHead()
+	var start time.Time
+	for {
+		if e.t.killed.Load() {
+			return errKilled // Transport.Close: deliver nothing more
+		}
+		if rd.avail() > 0 {
+			return nil
+		}
+		if e.gone.Load() {
+			// One last look: everything the peer wrote before it closed
+			// the socket is published.
+			rd.tail = atomic.LoadUint64(r.tail)
+			if rd.avail() > 0 {
+				return nil
+			}
+			return io.EOF
+		}
+		if e.spin != nil && !e.closing.Load() && e.spin() {
+			if start.IsZero() {
+				start = time.Now()
+			}
+			if time.Since(start) < spinBudget {
+				runtime.Gosched()
+				continue
+			}
+		}
+		// Dekker with the producer (see publishLocked): store rxSleep,
+		// then load doorbell and tail.
+		atomic.StoreUint32(r.rxSleep, 1)
+		v := atomic.LoadUint32(r.doorbell)
+		rd.tail = atomic.LoadUint64(r.tail)
+		if rd.tail != rd.head || e.gone.Load() {
+			atomic.StoreUint32(r.rxSleep, 0)
+			continue
+		}
+		shm.Wait(r.doorbell, v, rxSleep)
+		atomic.StoreUint32(r.rxSleep, 0)
+		start = time.Time{}
+	}
+}
+
+// read fills dst from the ring, waiting as needed. An end of the channel
+// before the first byte is io.EOF; after it, errTruncated.
+func (rd *reader) read(dst []byte) error {
+	first := true
+	for len(dst) > 0 {
+		a := rd.avail()
+		if a == 0 {
+			if err := rd.wait(); err != nil {
+				if err == io.EOF && !first {
+					return errTruncated
+				}
+				return err
+			}
+			continue
+		}
+		first = false
+		off := rd.head & rd.r.mask
+		n := min(uint64(len(dst)), a, rd.r.size-off)
+		copy(dst[:n], rd.r.data[off:off+n])
+		rd.head += n
+		dst = dst[n:]
+	}
+	return nil
+}
+
+// discard skips n bytes of the ring.
+func (rd *reader) discard(n int) error {
+	first := true
+	for n > 0 {
+		a := rd.avail()
+		if a == 0 {
+			if err := rd.wait(); err != nil {
+				if err == io.EOF && !first {
+					return errTruncated
+				}
+				return err
+			}
+			continue
+		}
+		first = false
+		k := min(uint64(n), a)
+		rd.head += k
+		n -= int(k)
+	}
+	return nil
+}
+
+var (
+	errBodySize     = errors.New("destination size differs from payload")
+	errBodyConsumed = errors.New("payload already read")
+	errBodyExpired  = errors.New("body used after HandleFrame returned")
+)
+
+// body is the transport.Body of the frame being handled, reused per frame.
+type body struct {
+	rd      *reader
+	n, left int
+	got     []byte
+	live    bool
+	err     error
+	scratch []byte
+}
+
+func (b *body) start(n int) {
+	b.n, b.left, b.got, b.live, b.err = n, n, nil, true, nil
+}
+
+func (b *body) fail(err error) error {
+	if err == io.EOF {
+		err = errTruncated
+	}
+	e := b.rd.e
+	b.err = fmt.Errorf("shmring: rank %d <- rank %d: reading payload: %w: %w", e.self, e.peer, transport.ErrPeerLost, err)
+	return b.err
+}
+
+func (b *body) finish() error {
+	b.live = false
+	b.got = nil
+	if b.err != nil {
+		return b.err
+	}
+	if b.left > 0 {
+		if err := b.rd.discard(b.left); err != nil {
+			if err == io.EOF {
+				err = errTruncated
+			}
+			return err
+		}
+		b.left = 0
+	}
+	if cap(b.scratch) > scratchKeep {
+		b.scratch = nil
+	}
+	return nil
+}
+
+// Len implements transport.Body.
+func (b *body) Len() int { return b.n }
+
+// ReadInto implements transport.Body: it copies straight from the ring into
+// dst, piece by piece as the producer publishes them.
+func (b *body) ReadInto(dst []byte) error {
+	switch {
+	case !b.live:
+		return errBodyExpired
+	case len(dst) != b.n:
+		return errBodySize
+	case b.got != nil:
+		copy(dst, b.got)
+		return nil
+	case b.left != b.n:
+		return errBodyConsumed
+	case b.err != nil:
+		return b.err
+	}
+	b.left = 0
+	if err := b.rd.read(dst); err != nil {
+		return b.fail(err)
+	}
+	return nil
+}
+
+// Bytes implements transport.Body: a transport-owned copy of the payload.
+func (b *body) Bytes() ([]byte, error) {
+	switch {
+	case !b.live:
+		return nil, errBodyExpired
+	case b.got != nil:
+		return b.got, nil
+	case b.left != b.n:
+		return nil, errBodyConsumed
+	case b.err != nil:
+		return nil, b.err
+	}
+	if cap(b.scratch) < b.n {
+		b.scratch = make([]byte, b.n)
+	}
+	p := b.scratch[:b.n:b.n]
+	b.left = 0
+	if err := b.rd.read(p); err != nil {
+		return nil, b.fail(err)
+	}
+	b.got = p
+	return p, nil
+}

@@ -1,0 +1,136 @@
+package shmring
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorun-hpc/gorun/internal/transport"
+	"github.com/gorun-hpc/gorun/internal/transport/transporttest"
+	"github.com/gorun-hpc/gorun/internal/wire"
+)
+
+func makePair(cfg Config) transporttest.MakePair {
+	return func(t *testing.T, h0, h1 transport.Handler) (transport.Endpoint, transport.Endpoint, func()) {
+		t0, t1, e0, e1 := pair(t, cfg, h0, h1)
+		t.Cleanup(func() {
+			t0.Close()
+			t1.Close()
+		})
+		return e0, e1, func() { t1.Close() }
+	}
+}
+
+func TestConformance(t *testing.T) {
+	transporttest.Run(t, makePair(Config{}))
+}
+
+func TestConformanceSmallRingSpin(t *testing.T) {
+	transporttest.Run(t, makePair(Config{RingSize: 4096, Spin: func() bool { return true }}))
+}
+
+// TestConnectMissing: Connect gives up when ctx ends, names the missing
+// rank and releases everything (the leak check in TestMain sees the rest).
+func TestConnectMissing(t *testing.T) {
+	job := newJobID()
+	for _, self := range []int{0, 1} {
+		tr, err := Listen(Config{JobID: job, Secret: testSecret, Self: self})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		addrs := []string{"@gorun-" + job + "-shm-0", "@gorun-" + job + "-shm-1"}
+		addrs[self] = tr.Addr()
+		_, err = tr.Connect(ctx, addrs, &funcHandler{})
+		cancel()
+		other := 1 - self
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("ranks [%d]", other)) {
+			t.Errorf("rank %d: Connect without a peer = %v, want an error naming rank %d", self, err, other)
+		}
+		tr.Close()
+	}
+}
+
+// TestCloseDuringConnect: Close makes a waiting Connect return.
+func TestCloseDuringConnect(t *testing.T) {
+	job := newJobID()
+	tr, err := Listen(Config{JobID: job, Secret: testSecret, Self: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := tr.Connect(context.Background(), []string{tr.Addr(), "@gorun-" + job + "-shm-1"}, &funcHandler{})
+		errc <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	tr.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrTransportClosed) {
+			t.Errorf("Connect = %v, want ErrTransportClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Connect did not return after Close")
+	}
+}
+
+// TestManyFramesOneWay checks order and content through a small ring with
+// both Body methods and unread bodies.
+func TestManyFramesOneWay(t *testing.T) {
+	const frames = 2000
+	src := make([]byte, 20000)
+	for i := range src {
+		src[i] = byte(i * 7)
+	}
+	var next int
+	errc := make(chan error, 1)
+	done := make(chan struct{})
+	h1 := &funcHandler{frame: func(from int, h wire.Header, b transport.Body) error {
+		n := int(h.Tag)
+		if n != next || b.Len() != n*10%len(src) {
+			errc <- fmt.Errorf("frame %d len %d, want %d len %d", n, b.Len(), next, n*10%len(src))
+			return errors.New("bad")
+		}
+		next++
+		var p []byte
+		switch n % 3 {
+		case 0:
+			p, _ = b.Bytes()
+		case 1:
+			p = make([]byte, b.Len())
+			if err := b.ReadInto(p); err != nil {
+				errc <- err
+				return err
+			}
+		}
+		if p != nil && !bytes.Equal(p, src[:b.Len()]) {
+			errc <- fmt.Errorf("frame %d: payload differs", n)
+		}
+		if next == frames {
+			close(done)
+		}
+		return nil
+	}}
+	h0 := &funcHandler{frame: func(int, wire.Header, transport.Body) error { return nil }}
+	t0, t1, e0, e1 := pair(t, Config{RingSize: 4096}, h0, h1)
+	defer t1.Close()
+	defer t0.Close()
+	for i := range frames {
+		if err := e0.Send(wire.Header{Kind: wire.KindEager, Tag: int32(i)}, src[:i*10%len(src)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case err := <-errc:
+		t.Fatal(err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("timeout")
+	}
+	closeBoth(e0, e1)
+}
