@@ -125,13 +125,19 @@ func isTrunc(err error) bool {
 // Barrier blocks until every rank of c has called it (MPI_Barrier).
 //
 // Barrier is collective over c. It uses the dissemination algorithm:
-// ceil(log2 n) rounds of empty messages. Errors: ErrAborted, ErrClosed.
+// ceil(log2 n) rounds of empty messages; on a communicator that spans
+// several nodes with several ranks on some node, it goes node-aware: a
+// barrier inside each node, one among the node leaders, and a release
+// (hier.go). Errors: ErrAborted, ErrClosed.
 func (c *Comm) Barrier() error {
 	if c == nil {
 		return nil
 	}
 	if c.closed.Load() {
 		return c.opErr("Barrier", NoPeer, ErrClosed)
+	}
+	if c.hierarchical() {
+		return c.opErr("Barrier", NoPeer, hierBarrier(c))
 	}
 	return c.opErr("Barrier", NoPeer, barrier(c))
 }

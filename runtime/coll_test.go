@@ -71,6 +71,9 @@ func TestCollectiveArgErrors(t *testing.T) {
 			err  error
 		}{
 			{"bad root", runtime.Bcast(c, []int{1}, 3)},
+			{"negative root", runtime.Bcast(c, []int{1}, -1)},
+			{"negative Reduce root", runtime.Reduce(c, []int{1}, []int{0}, runtime.Sum, -1)},
+			{"negative Gather root", runtime.Gather(c, []int{1}, []int{0, 0, 0}, -1)},
 			{"float Band", runtime.Allreduce(c, []float64{1}, []float64{0}, runtime.Band)},
 			{"complex Max", runtime.Allreduce(c, []complex64{1}, []complex64{0}, runtime.Max)},
 			{"bad op", runtime.Allreduce(c, []int{1}, []int{0}, runtime.Op(99))},

@@ -43,6 +43,12 @@ type Comm struct {
 	closing atomic.Bool // Close has started
 	closed  atomic.Bool // calls return ErrClosed
 	world   bool
+
+	// hierPlan caches whether Barrier, Bcast and Allreduce are node-aware
+	// on c, and hier the node and leaders communicators they use, built
+	// on the first such call and closed by Close (hier.go).
+	hierPlan uint8
+	hier     *hier
 }
 
 // Undefined is the color that leaves a rank out of every group in Split.
@@ -221,6 +227,7 @@ func (c *Comm) Close() error {
 			c.w.abort(fmt.Errorf("rank %d panicked: %v", c.rank, p))
 			c.closing.Store(true)
 			c.closed.Store(true)
+			c.closeHier()
 			_ = c.w.close()
 		}
 		panic(p)
@@ -230,6 +237,7 @@ func (c *Comm) Close() error {
 	}
 	if !c.world {
 		c.closed.Store(true)
+		c.closeHier()
 		return nil
 	}
 	var err error
@@ -237,6 +245,7 @@ func (c *Comm) Close() error {
 		err = barrier(c)
 	}
 	c.closed.Store(true)
+	c.closeHier()
 	if e := c.w.close(); err == nil {
 		err = e
 	}

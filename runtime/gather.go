@@ -20,7 +20,7 @@ func Gather[T Elem](c *Comm, send, recv []T, root int) error {
 		}
 		return (*Comm)(nil).opErr("Gather", root, err)
 	}
-	k, err := c.start("Gather", root)
+	k, err := c.startRooted("Gather", root)
 	if err != nil {
 		return c.opErr("Gather", root, err)
 	}
@@ -57,7 +57,7 @@ func Gatherv[T Elem](c *Comm, send, recv []T, counts, displs []int, root int) er
 		}
 		return (*Comm)(nil).opErr("Gatherv", root, err)
 	}
-	k, err := c.start("Gatherv", root)
+	k, err := c.startRooted("Gatherv", root)
 	if err != nil {
 		return c.opErr("Gatherv", root, err)
 	}
@@ -127,7 +127,7 @@ func Allgather[T Elem](c *Comm, send, recv []T) error {
 		copy(recv, send)
 		return nil
 	}
-	k, err := c.start("Allgather", NoPeer)
+	k, err := c.start("Allgather")
 	if err != nil {
 		return c.opErr("Allgather", NoPeer, err)
 	}
@@ -175,7 +175,7 @@ func Scatter[T Elem](c *Comm, send, recv []T, root int) error {
 		}
 		return (*Comm)(nil).opErr("Scatter", root, err)
 	}
-	k, err := c.start("Scatter", root)
+	k, err := c.startRooted("Scatter", root)
 	if err != nil {
 		return c.opErr("Scatter", root, err)
 	}
@@ -219,7 +219,7 @@ func Alltoall[T Elem](c *Comm, send, recv []T) error {
 		copy(recv, send)
 		return nil
 	}
-	k, err := c.start("Alltoall", NoPeer)
+	k, err := c.start("Alltoall")
 	if err != nil {
 		return c.opErr("Alltoall", NoPeer, err)
 	}

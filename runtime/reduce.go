@@ -14,31 +14,40 @@ const ringThreshold = 64 << 10
 // overwrites buf (MPI_Bcast).
 //
 // Bcast is collective over c and blocking; every rank passes a buf of the
-// same length. It uses a binomial tree. Errors: ErrInvalid for a bad root
+// same length. It uses a binomial tree; on a communicator that spans
+// several nodes with several ranks on some node, binomial trees inside the
+// root's node, among the node leaders, and inside the other nodes
+// (hier.go). Errors: ErrInvalid for a bad root
 // (on every rank); a length that differs between ranks aborts the world;
 // ErrAborted, ErrClosed.
 func Bcast[T Elem](c *Comm, buf []T, root int) error {
 	if c == nil {
 		return (*Comm)(nil).opErr("Bcast", root, checkSerialRoot(root))
 	}
-	k, err := c.start("Bcast", root)
+	k, err := c.startRooted("Bcast", root)
 	if err != nil {
 		return c.opErr("Bcast", root, err)
+	}
+	if c.hierarchical() {
+		return c.opErr("Bcast", root, hierBcast(c, asBytes(buf), root))
 	}
 	return c.opErr("Bcast", root, k.bcast(asBytes(buf), root))
 }
 
-// start checks the communicator and root and begins a rooted collective.
-func (c *Comm) start(op string, root int) (coll, error) {
+// start checks the communicator and begins a collective.
+func (c *Comm) start(op string) (coll, error) {
 	if c.closed.Load() {
 		return coll{}, ErrClosed
 	}
-	if root != NoPeer {
-		if err := c.checkRoot(root); err != nil {
-			return coll{}, err
-		}
-	}
 	return c.begin(op)
+}
+
+// startRooted is start for a collective with a root, which it checks first.
+func (c *Comm) startRooted(op string, root int) (coll, error) {
+	if err := c.checkRoot(root); err != nil {
+		return coll{}, err
+	}
+	return c.start(op)
 }
 
 func checkSerialRoot(root int) error {
@@ -96,7 +105,7 @@ func Reduce[T Elem](c *Comm, send, recv []T, op Op, root int) error {
 	if err != nil {
 		return c.opErr("Reduce", root, err)
 	}
-	k, err := c.start("Reduce", root)
+	k, err := c.startRooted("Reduce", root)
 	if err != nil {
 		return c.opErr("Reduce", root, err)
 	}
@@ -143,6 +152,9 @@ func reduce[T Elem](k coll, send, recv []T, f func(dst, src []T), root int) erro
 //
 // Allreduce is collective over c and blocking. It uses recursive doubling
 // for short vectors and a ring (reduce-scatter, then allgather) from 64 KiB.
+// On a communicator that spans several nodes with several ranks on some
+// node, it reduces inside each node to its leader, allreduces among the
+// leaders as above, and broadcasts inside each node (hier.go).
 // Errors: ErrInvalid for an op not defined for T or a recv of the wrong
 // length (on every rank that passes one); lengths that differ between ranks
 // abort the world; ErrAborted, ErrClosed.
@@ -152,6 +164,9 @@ func Allreduce[T Elem](c *Comm, send, recv []T, op Op) error {
 		return err
 	}
 	copy(recv, send)
+	if c.hierarchical() {
+		return c.opErr("Allreduce", NoPeer, hierAllreduce(c, recv, f))
+	}
 	if len(recv)*sizeOf[T]() >= ringThreshold && len(recv) >= c.size {
 		err = ringAllreduce(k, recv, f)
 	} else {
@@ -174,7 +189,7 @@ func startElementwise[T Elem](c *Comm, name string, send, recv []T, op Op) (k co
 		return coll{}, nil, true, nil
 	}
 	if err == nil {
-		k, err = c.start(name, NoPeer)
+		k, err = c.start(name)
 	}
 	if err != nil {
 		return coll{}, nil, true, c.opErr(name, NoPeer, err)

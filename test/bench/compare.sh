@@ -43,20 +43,30 @@ for p in "${progs[@]}" ratios; do
     go build -o "$bin/$p" "./test/bench/$p"
 done
 
-# gorun-tcp runs with gorun's default GOMAXPROCS (max(2, cores/ranks));
-# gorun-tcp-gmp1 with GOMAXPROCS=1, the setting that keeps one thread per
-# rank when the ranks fill the cores (see docs/performance.md).
+# COLUMNS picks the gorun columns (default "tcp tcp-gmp1"):
+#   tcp       loopback TCP only, gorun's default GOMAXPROCS (max(2, cores/ranks))
+#   tcp-gmp1  the same with GOMAXPROCS=1, one thread per rank when the ranks fill the cores
+#   shm       gorun's default transports (shared memory between ranks of one node)
 for p in "${progs[@]}"; do
-    printf 'gorun-tcp\tenv GORUN_TRANSPORTS=self,tcp %s -np 2 %s -rows\n' "$bin/gorun" "$bin/$p"
-    printf 'gorun-tcp-gmp1\tenv GORUN_TRANSPORTS=self,tcp GOMAXPROCS=1 %s -np 2 %s -rows\n' "$bin/gorun" "$bin/$p"
+    for col in ${COLUMNS:-tcp tcp-gmp1}; do
+        case $col in
+        tcp) printf 'gorun-tcp\tenv GORUN_TRANSPORTS=self,tcp %s -np 2 %s -rows\n' "$bin/gorun" "$bin/$p" ;;
+        tcp-gmp1) printf 'gorun-tcp-gmp1\tenv GORUN_TRANSPORTS=self,tcp GOMAXPROCS=1 %s -np 2 %s -rows\n' "$bin/gorun" "$bin/$p" ;;
+        shm) printf 'gorun-shm\t%s -np 2 %s -rows\n' "$bin/gorun" "$bin/$p" ;;
+        *) echo "compare.sh: unknown column $col" >&2; exit 2 ;;
+        esac
+    done
 done >"$out/configs.tsv"
 
 # shellcheck disable=SC2086 # TARGETS is a list of words
 BENCH_EXTRA=$out/configs.tsv "$tmp/bench/run.sh" -r "${REPS:-5}" -o "$out" "$@" ${TARGETS:-ompi-tcp} extra
 echo
 {
-    "$bin/ratios" -a gorun-tcp -b ompi-tcp "$out/raw.tsv"
-    echo
-    "$bin/ratios" -a gorun-tcp-gmp1 -b ompi-tcp "$out/raw.tsv"
+    for col in ${COLUMNS:-tcp tcp-gmp1}; do
+        base=ompi-tcp set=tcp
+        [ "$col" = shm ] && base=ompi set=shm
+        "$bin/ratios" -a "gorun-$col" -b "$base" -set "$set" "$out/raw.tsv"
+        echo
+    done
 } | tee "$out/ratios.md"
 echo "compare.sh: tables: $out/tables.md; targets: $out/ratios.md; raw rows: $out/raw.tsv; commands: $out/configs.tsv" >&2

@@ -1,0 +1,266 @@
+package runtime
+
+import "errors"
+
+// Node-aware (hierarchical) collectives. On a communicator that spans more
+// than one node and has some node with more than one rank, Barrier, Bcast
+// and Allreduce work in three steps: inside each node over the node
+// communicator (the ranks of c on one node, which talk over shared memory
+// when that transport serves same-node peers), between nodes over the
+// leaders communicator (the lowest rank of c on each node), and inside each
+// node again. Only leaders send messages between nodes.
+//
+// The decision depends only on the world's node table and c's group, which
+// every rank has, so every rank of c takes the same path. The two
+// sub-communicators are built on the first hierarchical collective, by a
+// collective step every rank of c takes at the same point of its call
+// sequence, and cached on c; Close of c closes them.
+
+// hier is the node structure of a communicator and its cached
+// sub-communicators.
+type hier struct {
+	nodeOf  []int // node index of each rank of c, numbered by first appearance
+	localOf []int // rank in its node communicator of each rank of c
+	node    *Comm // the ranks of c on this rank's node, ordered by rank in c
+	// leaders holds the lowest rank of c on each node, ordered by rank in
+	// c, so node index i is rank i of leaders. It is nil on other ranks.
+	leaders *Comm
+}
+
+const (
+	planUnknown uint8 = iota
+	planFlat
+	planHier
+)
+
+// hierarchical reports whether c's Barrier, Bcast and Allreduce go
+// node-aware: c spans more than one node and some node holds more than one
+// of its ranks. Every rank of c gets the same answer.
+func (c *Comm) hierarchical() bool {
+	if c.hierPlan == planUnknown {
+		c.hierPlan = planFlat
+		nodes := make(map[string]int)
+		for _, wr := range c.group {
+			nodes[c.w.nodes[wr]]++
+		}
+		if len(nodes) > 1 && len(nodes) < c.size {
+			c.hierPlan = planHier
+		}
+	}
+	return c.hierPlan == planHier
+}
+
+// hierarchy returns c's node structure, building its sub-communicators on
+// first use. It is collective over c: every rank of c calls it at the same
+// point (the first hierarchical collective), so the allgather it makes on
+// c matches everywhere.
+func (c *Comm) hierarchy() (*hier, error) {
+	if c.hier != nil {
+		return c.hier, nil
+	}
+	if err := c.usable(); err != nil {
+		return nil, err
+	}
+	h := &hier{nodeOf: make([]int, c.size), localOf: make([]int, c.size)}
+	index := make(map[string]int)
+	var count []int // ranks of c per node index
+	var leaderOf []int
+	for q, wr := range c.group {
+		id := c.w.nodes[wr]
+		i, ok := index[id]
+		if !ok {
+			i = len(count)
+			index[id] = i
+			count = append(count, 0)
+			leaderOf = append(leaderOf, q)
+		}
+		h.nodeOf[q], h.localOf[q] = i, count[i]
+		count[i]++
+	}
+	// Agree on two fresh contexts, as split does, with one allgather.
+	mine := []int64{int64(c.w.peekCtx())}
+	all := make([]int64, c.size)
+	if err := allgatherBytes(c, asBytes(mine), asBytes(all)); err != nil {
+		return nil, err
+	}
+	var next int64
+	for _, v := range all {
+		next = max(next, v)
+	}
+	nodeCtx := c.w.allocCtx(uint32(next))
+	leadCtx := c.w.allocCtx(nodeCtx + 2)
+
+	me := h.nodeOf[c.rank]
+	node := &Comm{w: c.w, name: c.name + ".node", ctx: nodeCtx, rank: h.localOf[c.rank], size: count[me], group: make([]int, 0, count[me])}
+	for q, wr := range c.group {
+		if h.nodeOf[q] == me {
+			node.group = append(node.group, wr)
+		}
+	}
+	h.node = node
+	if h.localOf[c.rank] == 0 {
+		lead := &Comm{w: c.w, name: c.name + ".leaders", ctx: leadCtx, rank: me, size: len(leaderOf), group: make([]int, len(leaderOf))}
+		for i, q := range leaderOf {
+			lead.group[i] = c.group[q]
+		}
+		h.leaders = lead
+	}
+	// Collectives on sub-communicators never take the hierarchical path
+	// again: a node communicator is on one node, and the leaders
+	// communicator has one rank per node.
+	node.hierPlan = planFlat
+	if h.leaders != nil {
+		h.leaders.hierPlan = planFlat
+	}
+	c.hier = h
+	return h, nil
+}
+
+// hierErr wraps the error of node-aware call op on c so that it names op,
+// c and this rank's rank in c, as the flat call's errors do, even when it
+// comes from a request on a sub-communicator or from building them.
+func (c *Comm) hierErr(op string, peer int, err error) error {
+	if err == nil {
+		return nil
+	}
+	var oe *OpError
+	if errors.As(err, &oe) {
+		err = oe.Err
+	}
+	return c.opErr(op, peer, err)
+}
+
+// closeHier closes c's cached sub-communicators, if any.
+func (c *Comm) closeHier() {
+	if c == nil || c.hier == nil {
+		return
+	}
+	_ = c.hier.node.Close()
+	_ = c.hier.leaders.Close()
+}
+
+// hierBarrier is Barrier on a hierarchical c: the ranks of each node
+// report to their leader, the leaders run a barrier among themselves, and
+// each leader releases its node.
+func hierBarrier(c *Comm) (err error) {
+	defer func() { err = c.hierErr("Barrier", NoPeer, err) }()
+	if _, err := c.begin("Barrier"); err != nil {
+		return err
+	}
+	h, err := c.hierarchy()
+	if err != nil {
+		return err
+	}
+	k, err := h.node.begin("Barrier")
+	if err != nil {
+		return err
+	}
+	if err := fanIn(k); err != nil {
+		return err
+	}
+	if h.leaders != nil {
+		if err := barrier(h.leaders); err != nil {
+			return err
+		}
+	}
+	k, err = h.node.begin("Barrier")
+	if err != nil {
+		return err
+	}
+	return k.bcast(nil, 0)
+}
+
+// fanIn is a binomial gather of empty messages to rank 0: it returns at
+// rank 0 when every rank has called it.
+func fanIn(k coll) error {
+	n, r := k.c.size, k.c.rank
+	for mask := 1; mask < n; mask <<= 1 {
+		if r&mask != 0 {
+			return k.send(r-mask, nil)
+		}
+		if r|mask < n {
+			if err := k.recv(r|mask, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// hierBcast is Bcast on a hierarchical c, after start: the root's node
+// gets b from the root, the leaders pass it from the root's leader to the
+// other nodes, and each other leader passes it on inside its node.
+func hierBcast(c *Comm, b []byte, root int) (err error) {
+	defer func() { err = c.hierErr("Bcast", root, err) }()
+	// start lets NoPeer (-1) through; every rank sees the same answer.
+	if err := c.checkRoot(root); err != nil {
+		return err
+	}
+	h, err := c.hierarchy()
+	if err != nil {
+		return err
+	}
+	rootNode := h.nodeOf[root]
+	inner := 0 // the node rank that has b first
+	if h.nodeOf[c.rank] == rootNode {
+		inner = h.localOf[root]
+		if err := nodeBcast(h, b, inner); err != nil {
+			return err
+		}
+	}
+	if h.leaders != nil {
+		k, err := h.leaders.begin("Bcast")
+		if err != nil {
+			return err
+		}
+		if err := k.bcast(b, rootNode); err != nil {
+			return err
+		}
+	}
+	if h.nodeOf[c.rank] != rootNode {
+		return nodeBcast(h, b, 0)
+	}
+	return nil
+}
+
+func nodeBcast(h *hier, b []byte, root int) error {
+	k, err := h.node.begin("Bcast")
+	if err != nil {
+		return err
+	}
+	return k.bcast(b, root)
+}
+
+// hierAllreduce is Allreduce on a hierarchical c, after startElementwise,
+// with acc holding this rank's input: each node reduces to its leader, the
+// leaders allreduce, and each leader broadcasts the result in its node.
+// Every rank gets the leaders' bytes, so results are bit-identical.
+func hierAllreduce[T Elem](c *Comm, acc []T, f func(dst, src []T)) (err error) {
+	defer func() { err = c.hierErr("Allreduce", NoPeer, err) }()
+	h, err := c.hierarchy()
+	if err != nil {
+		return err
+	}
+	k, err := h.node.begin("Allreduce")
+	if err != nil {
+		return err
+	}
+	if err := reduce(k, acc, acc, f, 0); err != nil {
+		return err
+	}
+	if l := h.leaders; l != nil {
+		k, err := l.begin("Allreduce")
+		if err != nil {
+			return err
+		}
+		if len(acc)*sizeOf[T]() >= ringThreshold && len(acc) >= l.size {
+			err = ringAllreduce(k, acc, f)
+		} else {
+			err = rdAllreduce(k, acc, f)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nodeBcast(h, asBytes(acc), 0)
+}
