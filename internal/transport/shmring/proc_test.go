@@ -23,7 +23,7 @@ import (
 // checked by the receivers.
 func TestNoRaceStress(t *testing.T) {
 	const n = 4
-	count := 100000 // 4*3*count frames in all
+	count := 250000 // 4*3*count frames in all: 3 million through the default ring
 	if testing.Short() {
 		count = 10000
 	}
