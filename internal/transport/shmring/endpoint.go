@@ -29,9 +29,6 @@ const (
 	// re-checks the liveness flags, so a lost wake-up costs at most this.
 	rxSleep = 100 * time.Millisecond
 	txSleep = 20 * time.Millisecond
-
-	// scratchKeep is the largest Body.Bytes buffer kept between frames.
-	scratchKeep = 1 << 20
 )
 
 var (
@@ -85,7 +82,7 @@ type endpoint struct {
 	watchDone chan struct{} // closed when the liveness goroutine ended
 
 	rd   reader
-	body body
+	body transport.StreamBody
 }
 
 func newEndpoint(t *Transport, ch *channel, h transport.Handler) *endpoint {
@@ -95,7 +92,7 @@ func newEndpoint(t *Transport, ch *channel, h transport.Handler) *endpoint {
 		done: make(chan struct{}), watchDone: make(chan struct{}),
 	}
 	e.rd.e, e.rd.r = e, ch.in
-	e.body.rd = &e.rd
+	e.body = transport.StreamBody{Stream: &e.rd, Wrap: e.payloadErr}
 	return e
 }
 
@@ -465,15 +462,17 @@ func (e *endpoint) receiveLoop() error {
 			e.peerBye.Store(true)
 			continue
 		}
-		b.start(int(h.Len))
+		b.Start(int(h.Len))
 		if herr := e.h.HandleFrame(e.peer, h, b); herr != nil {
-			b.live = false
-			if b.err != nil {
-				return b.err
+			if err := b.Err(); err != nil {
+				return err
 			}
 			return fmt.Errorf("%w: %w", errHandlerFail, herr)
 		}
-		if err := b.finish(); err != nil {
+		if err := b.Finish(); err != nil {
+			if err == io.EOF {
+				err = errTruncated
+			}
 			return err
 		}
 		rd.publishHead()
@@ -609,102 +608,19 @@ func (rd *reader) discard(n int) error {
 	return nil
 }
 
-var (
-	errBodySize     = errors.New("destination size differs from payload")
-	errBodyConsumed = errors.New("payload already read")
-	errBodyExpired  = errors.New("body used after HandleFrame returned")
-)
+// ReadFull and Discard make the reader the transport.Stream of the
+// connection's StreamBody.
+func (rd *reader) ReadFull(dst []byte) error { return rd.read(dst) }
 
-// body is the transport.Body of the frame being handled, reused per frame.
-type body struct {
-	rd      *reader
-	n, left int
-	got     []byte
-	live    bool
-	err     error
-	scratch []byte
-}
+// Discard implements transport.Stream.
+func (rd *reader) Discard(n int) error { return rd.discard(n) }
 
-func (b *body) start(n int) {
-	b.n, b.left, b.got, b.live, b.err = n, n, nil, true, nil
-}
-
-func (b *body) fail(err error) error {
+// payloadErr is the error Body methods return when the ring fails under
+// them (the peer died mid-frame); the same error then ends the receive
+// loop.
+func (e *endpoint) payloadErr(err error) error {
 	if err == io.EOF {
 		err = errTruncated
 	}
-	e := b.rd.e
-	b.err = fmt.Errorf("shmring: rank %d <- rank %d: reading payload: %w: %w", e.self, e.peer, transport.ErrPeerLost, err)
-	return b.err
-}
-
-func (b *body) finish() error {
-	b.live = false
-	b.got = nil
-	if b.err != nil {
-		return b.err
-	}
-	if b.left > 0 {
-		if err := b.rd.discard(b.left); err != nil {
-			if err == io.EOF {
-				err = errTruncated
-			}
-			return err
-		}
-		b.left = 0
-	}
-	if cap(b.scratch) > scratchKeep {
-		b.scratch = nil
-	}
-	return nil
-}
-
-// Len implements transport.Body.
-func (b *body) Len() int { return b.n }
-
-// ReadInto implements transport.Body: it copies straight from the ring into
-// dst, piece by piece as the producer publishes them.
-func (b *body) ReadInto(dst []byte) error {
-	switch {
-	case !b.live:
-		return errBodyExpired
-	case len(dst) != b.n:
-		return errBodySize
-	case b.got != nil:
-		copy(dst, b.got)
-		return nil
-	case b.left != b.n:
-		return errBodyConsumed
-	case b.err != nil:
-		return b.err
-	}
-	b.left = 0
-	if err := b.rd.read(dst); err != nil {
-		return b.fail(err)
-	}
-	return nil
-}
-
-// Bytes implements transport.Body: a transport-owned copy of the payload.
-func (b *body) Bytes() ([]byte, error) {
-	switch {
-	case !b.live:
-		return nil, errBodyExpired
-	case b.got != nil:
-		return b.got, nil
-	case b.left != b.n:
-		return nil, errBodyConsumed
-	case b.err != nil:
-		return nil, b.err
-	}
-	if cap(b.scratch) < b.n {
-		b.scratch = make([]byte, b.n)
-	}
-	p := b.scratch[:b.n:b.n]
-	b.left = 0
-	if err := b.rd.read(p); err != nil {
-		return nil, b.fail(err)
-	}
-	b.got = p
-	return p, nil
+	return fmt.Errorf("shmring: rank %d <- rank %d: reading payload: %w: %w", e.self, e.peer, transport.ErrPeerLost, err)
 }

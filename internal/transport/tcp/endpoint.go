@@ -52,7 +52,7 @@ type endpoint struct {
 	done      chan struct{} // closed when the receive goroutine has ended
 
 	rd   reader
-	body body
+	body transport.StreamBody
 }
 
 type lostErr struct{ err error }
@@ -64,8 +64,7 @@ func newEndpoint(t *Transport, peer int, conn *net.TCPConn, h transport.Handler)
 	}
 	e := &endpoint{t: t, self: t.cfg.Self, peer: peer, conn: conn, h: h, done: make(chan struct{})}
 	e.rd.init(rc, t.cfg.Spin, &e.closing)
-	e.body.rd = &e.rd
-	e.body.wrap = e.payloadErr
+	e.body = transport.StreamBody{Stream: &e.rd, Wrap: e.payloadErr}
 	return e, nil
 }
 
@@ -297,17 +296,16 @@ func (e *endpoint) receiveLoop() error {
 			e.peerBye.Store(true)
 			continue
 		}
-		b.start(int(h.Len))
+		b.Start(int(h.Len))
 		if herr := e.h.HandleFrame(e.peer, h, b); herr != nil {
-			b.live = false
-			if b.err != nil {
+			if err := b.Err(); err != nil {
 				// The handler failed because the payload could not be
 				// read: the stream is the cause, not the handler.
-				return b.err
+				return err
 			}
 			return fmt.Errorf("%w: %w", errHandlerFail, herr)
 		}
-		if err := b.finish(); err != nil {
+		if err := b.Finish(); err != nil {
 			return streamErr(err)
 		}
 	}

@@ -1,7 +1,6 @@
 package tcp
 
 import (
-	"errors"
 	"io"
 	"os"
 	"runtime"
@@ -30,11 +29,6 @@ const (
 	// it; past it the peer is evidently busy, and parking in the netpoller
 	// (a few microseconds more on wake-up) is cheaper than a burnt core.
 	spinBudget = 50 * time.Microsecond
-
-	// scratchKeep is the largest Bytes scratch buffer kept between frames;
-	// larger payloads read with Bytes get a buffer of their own that is
-	// dropped afterwards, so one huge frame does not pin memory forever.
-	scratchKeep = 1 << 20
 )
 
 // reader is a buffered reader over one socket. Unlike bufio over net.Conn it
@@ -195,110 +189,23 @@ func (rd *reader) discard(n int) error {
 	return nil
 }
 
-var (
-	errBodySize     = errors.New("destination size differs from payload")
-	errBodyConsumed = errors.New("payload already read")
-	errBodyExpired  = errors.New("body used after HandleFrame returned")
-)
+// ReadFull, Discard and Lend make the reader the transport.Stream (and
+// Lender) of the connection's StreamBody.
+func (rd *reader) ReadFull(dst []byte) error { return rd.readFull(dst) }
 
-// body is the transport.Body of the frame being handled. One per connection,
-// reused for every frame: handing out a pointer to it costs no allocation.
-type body struct {
-	rd      *reader
-	n       int    // payload size
-	left    int    // payload bytes still in the stream
-	got     []byte // the payload, once Bytes returned it
-	live    bool   // inside HandleFrame
-	err     error  // a read failed: the connection is broken
-	scratch []byte // Bytes buffer for payloads larger than the reader's buffer
+// Discard implements transport.Stream.
+func (rd *reader) Discard(n int) error { return rd.discard(n) }
 
-	wrap func(error) error // turns a read error into the one handlers see
-}
-
-// fail records a failed read and returns the error for the handler.
-func (b *body) fail(err error) error {
-	b.err = b.wrap(err)
-	return b.err
-}
-
-func (b *body) start(n int) {
-	b.n, b.left, b.got, b.live, b.err = n, n, nil, true, nil
-}
-
-// finish skips what the handler did not read and invalidates the body.
-func (b *body) finish() error {
-	b.live = false
-	b.got = nil
-	if b.err != nil {
-		return b.err
+// Lend implements transport.Lender: a payload that fits the buffer is
+// returned in place.
+func (rd *reader) Lend(n int) ([]byte, bool, error) {
+	if n > len(rd.buf) {
+		return nil, false, nil
 	}
-	if b.left > 0 {
-		if err := b.rd.discard(b.left); err != nil {
-			return err
-		}
-		b.left = 0
+	if err := rd.ensure(n); err != nil {
+		return nil, false, err
 	}
-	if cap(b.scratch) > scratchKeep {
-		b.scratch = nil
-	}
-	return nil
-}
-
-// Len implements transport.Body.
-func (b *body) Len() int { return b.n }
-
-// ReadInto implements transport.Body.
-func (b *body) ReadInto(dst []byte) error {
-	switch {
-	case !b.live:
-		return errBodyExpired
-	case len(dst) != b.n:
-		return errBodySize
-	case b.got != nil:
-		copy(dst, b.got)
-		return nil
-	case b.left != b.n:
-		return errBodyConsumed
-	case b.err != nil:
-		return b.err
-	}
-	b.left = 0
-	if err := b.rd.readFull(dst); err != nil {
-		return b.fail(err)
-	}
-	return nil
-}
-
-// Bytes implements transport.Body.
-func (b *body) Bytes() ([]byte, error) {
-	switch {
-	case !b.live:
-		return nil, errBodyExpired
-	case b.got != nil:
-		return b.got, nil
-	case b.left != b.n:
-		return nil, errBodyConsumed
-	case b.err != nil:
-		return nil, b.err
-	}
-	rd := b.rd
-	if b.n <= len(rd.buf) {
-		if err := rd.ensure(b.n); err != nil {
-			return nil, b.fail(err)
-		}
-		b.got = rd.buf[rd.r : rd.r+b.n : rd.r+b.n]
-		rd.r += b.n
-		b.left = 0
-		return b.got, nil
-	}
-	if cap(b.scratch) < b.n {
-		b.scratch = make([]byte, b.n)
-	}
-	p := b.scratch[:b.n]
-	b.left = 0
-	if err := rd.readFull(p); err != nil {
-		return nil, b.fail(err)
-	}
-	b.got = p
-	return p, nil
+	p := rd.buf[rd.r : rd.r+n : rd.r+n]
+	rd.r += n
+	return p, true, nil
 }
