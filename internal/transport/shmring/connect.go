@@ -3,12 +3,9 @@ package shmring
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"os"
-	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -60,194 +57,65 @@ func (c *channel) close() {
 // Connect may be called once per Transport.
 func (t *Transport) Connect(ctx context.Context, addrs []string, h transport.Handler) ([]transport.Endpoint, error) {
 	self := t.cfg.Self
-	if h == nil {
-		return nil, fmt.Errorf("shmring: rank %d: connect: nil handler", self)
+	ctx, cancel, err := t.life.Begin(ctx, "shmring", self, addrs, h, ErrTransportClosed)
+	if err != nil {
+		return nil, err
 	}
-	if self >= len(addrs) {
-		return nil, fmt.Errorf("shmring: rank %d: connect: rank outside a world of %d", self, len(addrs))
-	}
-	t.mu.Lock()
-	switch {
-	case t.closed:
-		t.mu.Unlock()
-		return nil, fmt.Errorf("shmring: rank %d: connect: %w", self, ErrTransportClosed)
-	case t.connected:
-		t.mu.Unlock()
-		return nil, fmt.Errorf("shmring: rank %d: connect: called twice", self)
-	}
-	t.connected = true
-	ctx, cancel := context.WithCancel(ctx)
-	t.cancel = cancel
-	t.wg.Add(1)
-	t.mu.Unlock()
-	defer t.wg.Done()
+	defer t.life.WG.Done()
 	defer cancel()
 
-	c := &connector{
-		t: t, ctx: ctx, self: self, addrs: addrs,
-		want:    make([]bool, len(addrs)),
-		claimed: make([]bool, len(addrs)),
-		lastErr: make([]error, len(addrs)),
-		results: make(chan *channel),
+	c := &connector{t: t}
+	c.m = &transport.Mesh[*channel]{
+		Name: "shmring", What: "channel", Self: self, Addrs: addrs, Log: t.log,
+		Listener:         t.ln,
+		HandshakeTimeout: handshakeTimeout,
+		BackoffMin:       dialBackoffMin,
+		BackoffMax:       dialBackoffMax,
+		Accepted:         c.accepted,
+		DialOnce:         c.dialOnce,
+		Close:            (*channel).close,
+		Closed:           t.life.Closed,
+		ErrClosed:        ErrTransportClosed,
 	}
-	expected, accepting := 0, false
-	for i, a := range addrs {
-		if a != "" && i != self {
-			c.want[i] = true
-			expected++
-			accepting = accepting || i > self
-		}
-	}
-	if accepting {
-		c.wg.Add(1)
-		go c.acceptLoop()
-	}
-	for i := 0; i < self; i++ {
-		if c.want[i] {
-			c.wg.Add(1)
-			go c.dial(i)
-		}
+	chans, err := c.m.Run(ctx, cancel)
+	if err != nil {
+		return nil, err
 	}
 
-	chans := make([]*channel, len(addrs))
-	n := 0
-collect:
-	for n < expected {
-		select {
-		case ch := <-c.results:
-			chans[ch.rank] = ch
-			n++
-		case <-ctx.Done():
-			break collect
-		}
-	}
-	cause := context.Cause(ctx)
-	cancel()
-	t.ln.Close()
-	c.wg.Wait()
-	if n < expected {
-		closeAll(chans)
-		return nil, c.missing(chans, cause)
-	}
-
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		closeAll(chans)
-		return nil, fmt.Errorf("shmring: rank %d: connect: %w", self, ErrTransportClosed)
-	}
 	eps := make([]transport.Endpoint, len(addrs))
-	for i, ch := range chans {
-		if ch == nil {
-			continue
+	closed, _ := t.life.Adopt(func() ([]*endpoint, error) {
+		var started []*endpoint
+		for i, ch := range chans {
+			if ch == nil {
+				continue
+			}
+			e := newEndpoint(t, ch, h)
+			eps[i] = e
+			started = append(started, e)
+			t.life.WG.Add(2)
+			go e.watch()
+			go e.receive()
 		}
-		e := newEndpoint(t, ch, h)
-		eps[i] = e
-		t.eps = append(t.eps, e)
-		t.wg.Add(2)
-		go e.watch()
-		go e.receive()
+		return started, nil
+	})
+	if closed {
+		c.m.CloseAll(chans)
+		return nil, fmt.Errorf("shmring: rank %d: connect: %w", self, ErrTransportClosed)
 	}
 	return eps, nil
 }
 
-func closeAll(chans []*channel) {
-	for _, c := range chans {
-		if c != nil {
-			c.close()
-		}
-	}
-}
-
+// connector is the shmring part of one Connect call.
 type connector struct {
-	t       *Transport
-	ctx     context.Context
-	self    int
-	addrs   []string
-	results chan *channel
-	wg      sync.WaitGroup
-
-	mu      sync.Mutex
-	want    []bool
-	claimed []bool
-	lastErr []error
-}
-
-func (c *connector) missing(chans []*channel, cause error) error {
-	if cause == nil {
-		cause = context.Canceled
-	}
-	c.t.mu.Lock()
-	if c.t.closed {
-		cause = ErrTransportClosed
-	}
-	c.t.mu.Unlock()
-	var ranks []int
-	var why []string
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i, w := range c.want {
-		if !w || chans[i] != nil {
-			continue
-		}
-		ranks = append(ranks, i)
-		switch {
-		case c.lastErr[i] != nil:
-			why = append(why, fmt.Sprintf("rank %d at %s: %v", i, c.addrs[i], c.lastErr[i]))
-		case i > c.self:
-			why = append(why, fmt.Sprintf("rank %d at %s: did not dial in", i, c.addrs[i]))
-		default:
-			why = append(why, fmt.Sprintf("rank %d at %s: not reached", i, c.addrs[i]))
-		}
-	}
-	return fmt.Errorf("shmring: rank %d: connect: no channel to ranks %v: %w (%s)",
-		c.self, ranks, cause, strings.Join(why, "; "))
-}
-
-func (c *connector) handshakeDeadline() time.Time {
-	d := time.Now().Add(handshakeTimeout)
-	if cd, ok := c.ctx.Deadline(); ok && cd.Before(d) {
-		d = cd
-	}
-	return d
-}
-
-func (c *connector) deliver(ch *channel) {
-	select {
-	case c.results <- ch:
-	case <-c.ctx.Done():
-		ch.close()
-	}
-}
-
-func (c *connector) acceptLoop() {
-	defer c.wg.Done()
-	for {
-		conn, err := c.t.ln.AcceptUnix()
-		if err != nil {
-			if c.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			c.t.log.Warn("shmring: accept failed", "rank", c.self, "err", err)
-			timer := time.NewTimer(10 * time.Millisecond)
-			select {
-			case <-timer.C:
-			case <-c.ctx.Done():
-				timer.Stop()
-				return
-			}
-			continue
-		}
-		c.wg.Add(1)
-		go c.accepted(conn)
-	}
+	t *Transport
+	m *transport.Mesh[*channel]
 }
 
 // guard sets conn's handshake deadline and aborts it when ctx ends; the
 // returned function undoes both and reports whether ctx ended first.
 func (c *connector) guard(conn *net.UnixConn) func() bool {
-	conn.SetDeadline(c.handshakeDeadline())
-	stop := context.AfterFunc(c.ctx, func() { conn.SetDeadline(aLongTimeAgo) })
+	conn.SetDeadline(c.m.HandshakeDeadline())
+	stop := context.AfterFunc(c.m.Context(), func() { conn.SetDeadline(aLongTimeAgo) })
 	return func() bool {
 		ok := stop()
 		conn.SetDeadline(time.Time{})
@@ -255,82 +123,45 @@ func (c *connector) guard(conn *net.UnixConn) func() bool {
 	}
 }
 
-func (c *connector) accepted(conn *net.UnixConn) {
-	defer c.wg.Done()
+func (c *connector) accepted(nc net.Conn) {
+	conn := nc.(*net.UnixConn)
 	unguard := c.guard(conn)
 	ch, err := c.acceptHandshake(conn)
 	if !unguard() && err == nil {
 		ch.close()
-		ch, err = nil, fmt.Errorf("connect ended during the handshake: %w", c.ctx.Err())
+		ch, err = nil, fmt.Errorf("connect ended during the handshake: %w", c.m.Context().Err())
 	}
 	if err != nil {
 		conn.Close()
-		c.t.log.Warn("shmring: dropped a connection", "rank", c.self, "err", err)
+		c.t.log.Warn("shmring: dropped a connection", "rank", c.m.Self, "err", err)
 		return
 	}
-	c.deliver(ch)
+	c.m.Deliver(ch.rank, ch)
 }
 
 func (c *connector) acceptHandshake(conn *net.UnixConn) (*channel, error) {
 	if err := checkPeerUID(conn); err != nil {
 		return nil, err
 	}
-	peer, err := auth.Accept(conn, c.t.cfg.Secret, "shm", uint32(c.self))
+	peer, err := auth.Accept(conn, c.t.cfg.Secret, "shm", uint32(c.m.Self))
 	if err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
 	p := int64(peer)
-	c.mu.Lock()
-	ok := p > int64(c.self) && p < int64(len(c.addrs)) && c.want[p] && !c.claimed[p]
-	if ok {
-		c.claimed[p] = true
-	}
-	c.mu.Unlock()
-	if !ok {
+	if !c.m.Claim(p) {
 		return nil, fmt.Errorf("unexpected or already connected rank %d", p)
 	}
 	ch, err := c.t.exchange(conn, int(p))
 	if err != nil {
-		c.mu.Lock()
-		c.claimed[p] = false
-		c.mu.Unlock()
+		c.m.Unclaim(p)
 		return nil, fmt.Errorf("rank %d: %w", p, err)
 	}
 	return ch, nil
 }
 
-func (c *connector) dial(p int) {
-	defer c.wg.Done()
-	backoff := dialBackoffMin
-	for {
-		ch, err := c.dialOnce(p)
-		if err == nil {
-			c.deliver(ch)
-			return
-		}
-		c.mu.Lock()
-		c.lastErr[p] = err
-		c.mu.Unlock()
-		if c.ctx.Err() != nil {
-			return
-		}
-		if errors.Is(err, auth.ErrDenied) {
-			c.t.log.Warn("shmring: handshake with peer failed; retrying", "rank", c.self, "peer", p, "err", err)
-		}
-		timer := time.NewTimer(backoff)
-		select {
-		case <-timer.C:
-		case <-c.ctx.Done():
-			timer.Stop()
-			return
-		}
-		backoff = min(2*backoff, dialBackoffMax)
-	}
-}
-
 func (c *connector) dialOnce(p int) (*channel, error) {
 	var d net.Dialer
-	nc, err := d.DialContext(c.ctx, "unix", c.addrs[p])
+	nc, err := d.DialContext(c.m.Context(), "unix", c.m.Addrs[p])
 	if err != nil {
 		return nil, err
 	}
@@ -339,7 +170,7 @@ func (c *connector) dialOnce(p int) (*channel, error) {
 	ch, err := c.dialHandshake(conn, p)
 	if !unguard() && err == nil {
 		ch.close()
-		ch, err = nil, c.ctx.Err()
+		ch, err = nil, c.m.Context().Err()
 	}
 	if err != nil {
 		conn.Close()
@@ -352,7 +183,7 @@ func (c *connector) dialHandshake(conn *net.UnixConn, p int) (*channel, error) {
 	if err := checkPeerUID(conn); err != nil {
 		return nil, err
 	}
-	if err := auth.Dial(conn, c.t.cfg.Secret, "shm", uint32(c.self), uint32(p)); err != nil {
+	if err := auth.Dial(conn, c.t.cfg.Secret, "shm", uint32(c.m.Self), uint32(p)); err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
 	return c.t.exchange(conn, p)

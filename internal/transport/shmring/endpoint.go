@@ -298,7 +298,7 @@ func (e *endpoint) close() error {
 	case e.released:
 	case e.wbroken:
 		err = fmt.Errorf("shmring: rank %d -> rank %d: close: goodbye not sent: a send was aborted mid-frame", e.self, e.peer)
-	case e.t.killed.Load():
+	case e.t.life.Killed.Load():
 	default:
 		err = e.sendByeLocked()
 	}
@@ -376,7 +376,7 @@ func (e *endpoint) release() {
 // never writes after setup, until EOF or an error, then marks the peer gone
 // and wakes whoever waits on either ring.
 func (e *endpoint) watch() {
-	defer e.t.wg.Done()
+	defer e.t.life.WG.Done()
 	defer close(e.watchDone)
 	var b [1]byte
 	for {
@@ -395,7 +395,7 @@ func (e *endpoint) watch() {
 // ---- receiving ----
 
 func (e *endpoint) receive() {
-	defer e.t.wg.Done()
+	defer e.t.life.WG.Done()
 	defer close(e.done)
 	err := e.receiveLoop()
 	e.rd.publishHead()
@@ -410,7 +410,7 @@ func (e *endpoint) receive() {
 		e.byeSent = true
 		e.wmu.Unlock()
 		e.conn.Close()
-	case e.closing.Load() || e.t.killed.Load():
+	case e.closing.Load() || e.t.life.Killed.Load():
 		e.conn.Close()
 	default:
 		lost := err
@@ -436,7 +436,7 @@ func (e *endpoint) receiveLoop() error {
 	rd, b := &e.rd, &e.body
 	var hb [wire.HeaderSize]byte
 	for {
-		if e.t.killed.Load() {
+		if e.t.life.Killed.Load() {
 			return errKilled
 		}
 		if err := rd.read(hb[:]); err != nil {
@@ -522,7 +522,7 @@ func (rd *reader) wait() error {
 	rd.publishHead()
 	var start time.Time
 	for {
-		if e.t.killed.Load() {
+		if e.t.life.Killed.Load() {
 			return errKilled // Transport.Close: deliver nothing more
 		}
 		if rd.avail() > 0 {

@@ -11,13 +11,12 @@
 package shmring
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
-	"sync/atomic"
+
+	"github.com/gorun-hpc/gorun/internal/transport"
 )
 
 // DefaultRingSize is the data size of each inbound ring when
@@ -69,14 +68,7 @@ type Transport struct {
 	ln   *net.UnixListener
 	addr string
 
-	killed atomic.Bool
-
-	mu        sync.Mutex
-	closed    bool
-	connected bool
-	cancel    context.CancelFunc
-	eps       []*endpoint
-	wg        sync.WaitGroup
+	life transport.Life[*endpoint] // Connect, receive goroutines, Close
 }
 
 // Listen opens this rank's abstract-namespace Unix listener (no file on
@@ -118,27 +110,7 @@ func (t *Transport) Addr() string { return t.addr }
 // goroutine the transport started and unmaps every segment, so it must not
 // be called from a Handler callback; it is safe to call more than once.
 func (t *Transport) Close() error {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		t.wg.Wait()
-		return nil
-	}
-	t.closed = true
-	t.killed.Store(true)
-	if t.cancel != nil {
-		t.cancel()
-	}
-	eps := t.eps
-	t.mu.Unlock()
-	err := t.ln.Close()
-	if errors.Is(err, net.ErrClosed) {
-		err = nil
-	}
-	for _, e := range eps {
-		e.kill()
-	}
-	t.wg.Wait()
+	eps, err := t.life.Shutdown(t.ln, (*endpoint).kill)
 	for _, e := range eps {
 		e.release()
 	}

@@ -172,7 +172,7 @@ func (e *endpoint) close() error {
 	switch {
 	case e.wbroken:
 		err = fmt.Errorf("tcp: rank %d -> rank %d: close: goodbye not sent: a send was aborted mid-frame", e.self, e.peer)
-	case e.t.killed.Load():
+	case e.t.life.Killed.Load():
 	default:
 		err = e.sendByeLocked()
 	}
@@ -215,7 +215,7 @@ func (e *endpoint) payloadErr(err error) error {
 
 // receive is the connection's receive goroutine.
 func (e *endpoint) receive() {
-	defer e.t.wg.Done()
+	defer e.t.life.WG.Done()
 	defer close(e.done)
 	err := e.receiveLoop()
 	if err == nil {

@@ -9,12 +9,11 @@ package tcp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
-	"sync/atomic"
+
+	"github.com/gorun-hpc/gorun/internal/transport"
 )
 
 // Config configures a Transport.
@@ -55,14 +54,7 @@ type Transport struct {
 	ln   *net.TCPListener
 	addr string
 
-	killed atomic.Bool // Close ran: connections were cut without goodbye
-
-	mu        sync.Mutex
-	closed    bool
-	connected bool               // Connect was called
-	cancel    context.CancelFunc // ends a running Connect
-	eps       []*endpoint
-	wg        sync.WaitGroup // Connect calls and receive goroutines
+	life transport.Life[*endpoint] // Connect, receive goroutines, Close
 }
 
 // Listen opens the transport's listener. Peers can dial Addr from now on;
@@ -102,26 +94,6 @@ func (t *Transport) Addr() string { return t.addr }
 // transport started, so it must not be called from a Handler callback; it
 // is safe to call more than once.
 func (t *Transport) Close() error {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		t.wg.Wait()
-		return nil
-	}
-	t.closed = true
-	t.killed.Store(true)
-	if t.cancel != nil {
-		t.cancel()
-	}
-	eps := t.eps
-	t.mu.Unlock()
-	err := t.ln.Close()
-	if errors.Is(err, net.ErrClosed) {
-		err = nil
-	}
-	for _, e := range eps {
-		e.kill()
-	}
-	t.wg.Wait()
+	_, err := t.life.Shutdown(t.ln, (*endpoint).kill)
 	return err
 }
