@@ -167,7 +167,7 @@ func (w *world) watchLauncher(lost <-chan struct{}) {
 		return
 	}
 	w.mu.Lock()
-	closing := w.detached
+	closing := w.closed
 	w.mu.Unlock()
 	if closing {
 		return

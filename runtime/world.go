@@ -29,20 +29,19 @@ type world struct {
 	// sockets instead of parking while it is non-zero.
 	waiters atomic.Int32
 
-	mu       sync.Mutex
-	queues   map[uint32]*matchQueue // by context id
-	sends    map[uint64]*Request    // rendezvous sends waiting for CTS
-	recvs    map[uint64]*Request    // rendezvous receives waiting for data
-	nextID   uint64
-	nextCtx  uint32 // lowest context id this rank has not used; ids come in pairs
-	failure  error  // first cause of failure; nil while healthy
-	failed   chan struct{}
-	stopped  chan struct{} // closed by close
-	closed   bool
-	onAbort  func(cause error) // propagates an Abort beyond this process (peers, launcher)
-	onPeer   func(cause error) // tells the launcher this rank fails because of another
-	closers  []io.Closer       // released by Close after the endpoints
-	detached bool              // Close already ran
+	mu      sync.Mutex
+	queues  map[uint32]*matchQueue // by context id
+	sends   map[uint64]*Request    // rendezvous sends waiting for CTS
+	recvs   map[uint64]*Request    // rendezvous receives waiting for data
+	nextID  uint64
+	nextCtx uint32 // lowest context id this rank has not used; ids come in pairs
+	failure error  // first cause of failure; nil while healthy
+	failed  chan struct{}
+	stopped chan struct{} // closed by close
+	closed  bool // close ran: calls return ErrClosed
+	onAbort func(cause error) // propagates an Abort beyond this process (peers, launcher)
+	onPeer  func(cause error) // tells the launcher this rank fails because of another
+	closers []io.Closer       // released by Close after the endpoints
 }
 
 func newWorld(rank, size int, nodes []string, cfg *Config) *world {
@@ -185,11 +184,10 @@ func (w *world) sendAsync(to int, h wire.Header, payload []byte) {
 // ranks (Comm.Close runs a barrier first).
 func (w *world) close() error {
 	w.mu.Lock()
-	if w.detached {
+	if w.closed {
 		w.mu.Unlock()
 		return nil
 	}
-	w.detached = true
 	w.closed = true
 	close(w.stopped)
 	w.mu.Unlock()
