@@ -37,8 +37,8 @@ type world struct {
 	nextCtx uint32 // lowest context id this rank has not used; ids come in pairs
 	failure error  // first cause of failure; nil while healthy
 	failed  chan struct{}
-	stopped chan struct{} // closed by close
-	closed  bool // close ran: calls return ErrClosed
+	stopped chan struct{}     // closed by close
+	closed  bool              // close ran: calls return ErrClosed
 	onAbort func(cause error) // propagates an Abort beyond this process (peers, launcher)
 	onPeer  func(cause error) // tells the launcher this rank fails because of another
 	closers []io.Closer       // released by Close after the endpoints
