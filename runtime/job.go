@@ -10,6 +10,7 @@ import (
 	"os"
 	goruntime "runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/gorun-hpc/gorun/internal/bootstrap"
@@ -134,12 +135,22 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env) (c *Comm, er
 	w.eps[env.Rank] = inproc.NewLink(env.Rank, w)
 	w.closers = append(opened, client)
 	w.onAbort = func(cause error) {
+		// Tell the peers the cause directly, so that it reaches them before
+		// they see this process exit. Best effort, bounded: a peer whose
+		// channel is full must not hold Abort up; the launcher stops the job
+		// in any case.
 		msg := []byte(cause.Error())
+		var sent sync.WaitGroup
 		for i := range w.size {
 			if i != w.rank {
-				// Best effort: the launcher stops the job in any case.
-				go func() { _ = w.eps[i].Send(wire.Header{Kind: wire.KindAbort}, msg) }()
+				sent.Go(func() { _ = w.eps[i].Send(wire.Header{Kind: wire.KindAbort}, msg) })
 			}
+		}
+		done := make(chan struct{})
+		go func() { sent.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(abortSendWait):
 		}
 		_ = client.Abort(cause.Error())
 	}
@@ -147,6 +158,9 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env) (c *Comm, er
 	go w.watchLauncher(client.Lost())
 	return worldComm(w), nil
 }
+
+// abortSendWait bounds how long Abort waits for its notices to the peers.
+const abortSendWait = 500 * time.Millisecond
 
 // merge copies the non-nil endpoints of src into dst.
 func merge(dst, src []transport.Endpoint) {

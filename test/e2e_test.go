@@ -60,7 +60,7 @@ func TestE2ERankFailure(t *testing.T) {
 				t.Fatalf("a rank's Recv from the failed rank succeeded:\n%s", out)
 			}
 			if !strings.Contains(out, "aborted") {
-				t.Fatalf("no surviving rank reported ErrAborted:\n%s", out)
+				t.Fatalf("no surviving rank reported ErrAborted\nstdout:\n%s\nstderr:\n%s", out, errOut)
 			}
 		})
 	}

@@ -33,8 +33,10 @@ func main() {
 		os.Exit(1)
 	}
 	defer world.Close()
+	// The failing rank may leave the barrier and fail while the others
+	// are still in it, so the barrier's error is reported as the Recv's.
 	if err := world.Barrier(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Printf("rank %d: %v\n", world.Rank(), err)
 		os.Exit(1)
 	}
 	if world.Rank() != *bad {
