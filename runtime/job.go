@@ -124,6 +124,7 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env) (c *Comm, er
 			return nil, fmt.Errorf("connecting to peers over shared memory: %w", err)
 		}
 		merge(w.eps, eps)
+		w.pollers = append(w.pollers, sr)
 	}
 	if tr != nil {
 		eps, err := tr.Connect(ctx, tcpAddrs, w)

@@ -231,6 +231,7 @@ func (w *world) onCTS(from int, h wire.Header) error {
 		s.complete(nil)
 		return nil
 	}
+	s.pushing.Store(true)
 	go s.pushData(h.Arg1)
 	return nil
 }

@@ -54,6 +54,7 @@ type Request struct {
 	done    chan struct{}
 	fin     atomic.Bool // set once, before done is closed
 	waiting atomic.Bool // someone is parked in Wait
+	pushing atomic.Bool // send: the CTS came, a goroutine pushes the data
 }
 
 type reqKind uint8
@@ -96,21 +97,84 @@ func (r *Request) Wait() (Status, error) {
 	}
 	if !r.fin.Load() {
 		r.w.waiters.Add(1)
-		r.waiting.Store(true)
-		if r.w.timeout > 0 {
-			t := time.NewTimer(r.w.timeout)
-			select {
-			case <-r.done:
-			case <-t.C:
-				r.w.abort(fmt.Errorf("watchdog: %s on %s rank %d waited longer than %v", r.op, r.c.name, r.c.rank, r.w.timeout))
-			}
-			t.Stop()
+		if !r.w.pollWait(r) {
+			r.park()
 		}
-		<-r.done
 		r.w.waiters.Add(-1)
 	}
 	<-r.done
 	return r.status, r.c.opErr(r.op, r.peer, r.err)
+}
+
+// park blocks until r completes, enforcing the world's watchdog.
+func (r *Request) park() {
+	r.waiting.Store(true)
+	if r.w.timeout > 0 {
+		t := time.NewTimer(r.w.timeout)
+		select {
+		case <-r.done:
+		case <-t.C:
+			r.w.abort(fmt.Errorf("watchdog: %s on %s rank %d waited longer than %v", r.op, r.c.name, r.c.rank, r.w.timeout))
+		}
+		t.Stop()
+	}
+	<-r.done
+}
+
+// pollBudget bounds how long a waiting caller polls without progress
+// before it parks. It is several futex wake-ups long (docs/shmring.md), so a
+// busy exchange never parks, and short enough that ranks sharing a core
+// yield it soon.
+const pollBudget = 50 * time.Microsecond
+
+// pollWait receives for r itself until r completes (true) or pollBudget
+// passes without progress (false; the caller then parks). See
+// transport.Poller.
+func (w *world) pollWait(r *Request) bool {
+	if len(w.pollers) == 0 {
+		return false
+	}
+	for _, p := range w.pollers {
+		p.BeginPoll()
+	}
+	var start time.Time
+	done := false
+	for i := 1; ; i++ {
+		// acquire: complete sets fin after status and err.
+		if r.fin.Load() {
+			done = true
+			break
+		}
+		if r.pushing.Load() {
+			// Only the pushing goroutine can complete r now; polling
+			// would take the CPU it needs.
+			break
+		}
+		progressed := false
+		for _, p := range w.pollers {
+			if p.Poll() {
+				progressed = true
+			}
+		}
+		if progressed {
+			start = time.Time{}
+			continue
+		}
+		if i%64 == 0 {
+			if start.IsZero() {
+				start = time.Now()
+			} else if time.Since(start) > pollBudget {
+				break
+			}
+			// Let goroutines this wait depends on (a rendezvous push, a
+			// clear-to-send) run when Ps are few.
+			goruntime.Gosched()
+		}
+	}
+	for _, p := range w.pollers {
+		p.EndPoll(!done)
+	}
+	return done
 }
 
 // Test reports whether the request has completed, without blocking; when it

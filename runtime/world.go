@@ -29,6 +29,10 @@ type world struct {
 	// sockets instead of parking while it is non-zero.
 	waiters atomic.Int32
 
+	// pollers are the transports a waiting caller polls itself before it
+	// parks (see pollWait); set before the world is used.
+	pollers []transport.Poller
+
 	mu      sync.Mutex
 	queues  map[uint32]*matchQueue // by context id
 	sends   map[uint64]*Request    // rendezvous sends waiting for CTS

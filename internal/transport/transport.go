@@ -89,3 +89,29 @@ func (b BytesBody) ReadInto(dst []byte) error {
 
 // Bytes implements Body.
 func (b BytesBody) Bytes() ([]byte, error) { return b, nil }
+
+// A Poller is a transport whose waiting callers may receive for themselves.
+// A caller blocked on a result (the runtime's Request.Wait) would otherwise
+// park until a receive goroutine hands it the frame that completes it; a
+// hand-off between goroutines costs more than a whole message on shared
+// memory. Instead the caller brackets its wait with BeginPoll and EndPoll and
+// calls Poll in between, which runs HandleFrame on the caller's goroutine for
+// the frames that have arrived. The transport's receive goroutines stand
+// aside while callers poll, and take over again when EndPoll says the caller
+// is going to sleep.
+//
+// All three methods are safe for concurrent use by any number of callers.
+// A caller that polls must not hold a lock that HandleFrame takes.
+type Poller interface {
+	// BeginPoll announces a caller that will call Poll until EndPoll.
+	BeginPoll()
+	// Poll hands every frame that has arrived, on every channel no other
+	// goroutine is reading, to the Handler on the calling goroutine, and
+	// reports whether it handled any. It does not wait for frames to
+	// arrive; it may wait for the rest of a frame whose start it read.
+	Poll() bool
+	// EndPoll ends what BeginPoll began. sleeping says the caller is going
+	// to park rather than returning with its result, so the receive
+	// goroutines must take over at once rather than after a short linger.
+	EndPoll(sleeping bool)
+}

@@ -96,6 +96,7 @@ func (t *Transport) Connect(ctx context.Context, addrs []string, h transport.Han
 			go e.watch()
 			go e.receive()
 		}
+		t.pollEps.Store(&started)
 		return started, nil
 	})
 	if closed {

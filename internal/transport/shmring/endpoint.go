@@ -81,6 +81,13 @@ type endpoint struct {
 	done      chan struct{} // closed when the receive goroutine ended
 	watchDone chan struct{} // closed when the liveness goroutine ended
 
+	// tok is held by the one goroutine reading the inbound ring: the
+	// receive goroutine or a polling caller (poll.go). It guards rd, body
+	// and pollErr.
+	tok     atomic.Uint32
+	pollErr error         // a frame a caller read broke the channel
+	napC    chan struct{} // wakes the receive goroutine from a nap; buffered
+
 	rd   reader
 	body transport.StreamBody
 }
@@ -89,7 +96,7 @@ func newEndpoint(t *Transport, ch *channel, h transport.Handler) *endpoint {
 	e := &endpoint{
 		t: t, self: t.cfg.Self, peer: ch.rank, conn: ch.conn, h: h,
 		in: ch.in, out: ch.out, spin: t.cfg.Spin,
-		done: make(chan struct{}), watchDone: make(chan struct{}),
+		done: make(chan struct{}), watchDone: make(chan struct{}), napC: make(chan struct{}, 1),
 	}
 	e.rd.e, e.rd.r = e, ch.in
 	e.body = transport.StreamBody{Stream: &e.rd, Wrap: e.payloadErr}
@@ -287,6 +294,10 @@ func (e *endpoint) Close() error {
 
 func (e *endpoint) close() error {
 	e.closing.Store(true)
+	select {
+	case e.napC <- struct{}{}: // a napping receive goroutine reads the goodbye now
+	default:
+	}
 	if !e.wmu.TryLock() {
 		// A Send holds the lock, perhaps waiting for space: wake it so it
 		// sees closing and returns.
@@ -335,7 +346,7 @@ func (e *endpoint) close() error {
 func (e *endpoint) kill() {
 	e.closing.Store(true)
 	e.conn.Close()
-	e.kick(false, true)
+	e.kick(true, true)
 }
 
 // kick wakes the receive goroutine (in) and a Send waiting for space (out),
@@ -347,6 +358,10 @@ func (e *endpoint) kick(in, out bool) {
 		return
 	}
 	if in {
+		select {
+		case e.napC <- struct{}{}: // the receive goroutine's nap (poll.go)
+		default:
+		}
 		e.in.kickConsumer()
 	}
 	if out {
@@ -432,14 +447,13 @@ func (e *endpoint) receive() {
 	}
 }
 
+// receiveLoop alternates with polling callers (see poll.go): it takes the
+// token when frames are readable and no caller polls, handles them, and
+// gives the token back. It returns holding the token, so no caller reads
+// the ring after the receive goroutine ended.
 func (e *endpoint) receiveLoop() error {
-	rd, b := &e.rd, &e.body
-	var hb [wire.HeaderSize]byte
 	for {
-		if e.t.life.Killed.Load() {
-			return errKilled
-		}
-		if err := rd.read(hb[:]); err != nil {
+		if err := e.turn(); err != nil {
 			if err == io.EOF {
 				if e.peerBye.Load() {
 					return nil
@@ -448,35 +462,60 @@ func (e *endpoint) receiveLoop() error {
 			}
 			return err
 		}
-		h, err := wire.Decode(hb[:])
-		if err != nil {
-			return err
-		}
-		if e.peerBye.Load() {
-			return errAfterBye
-		}
-		if h.Kind == wire.KindBye {
-			if h.Len != 0 {
-				return errByePayload
-			}
-			e.peerBye.Store(true)
-			continue
-		}
-		b.Start(int(h.Len))
-		if herr := e.h.HandleFrame(e.peer, h, b); herr != nil {
-			if err := b.Err(); err != nil {
+		for e.rd.avail() > 0 {
+			if err := e.frame(); err != nil {
 				return err
 			}
-			return fmt.Errorf("%w: %w", errHandlerFail, herr)
 		}
-		if err := b.Finish(); err != nil {
-			if err == io.EOF {
-				err = errTruncated
+		// release: hands the reader state (rd) to the next holder, who
+		// acquires it with its CompareAndSwap.
+		e.tok.Store(0)
+	}
+}
+
+// frame reads one frame and hands it to the handler. The caller holds the
+// token and has seen at least one byte readable.
+func (e *endpoint) frame() error {
+	rd, b := &e.rd, &e.body
+	var hb [wire.HeaderSize]byte
+	if err := rd.read(hb[:]); err != nil {
+		if err == io.EOF {
+			if e.peerBye.Load() {
+				return errAfterBye
 			}
+			return errNoBye
+		}
+		return err
+	}
+	h, err := wire.Decode(hb[:])
+	if err != nil {
+		return err
+	}
+	if e.peerBye.Load() {
+		return errAfterBye
+	}
+	if h.Kind == wire.KindBye {
+		if h.Len != 0 {
+			return errByePayload
+		}
+		e.peerBye.Store(true)
+		return nil
+	}
+	b.Start(int(h.Len))
+	if herr := e.h.HandleFrame(e.peer, h, b); herr != nil {
+		if err := b.Err(); err != nil {
 			return err
 		}
-		rd.publishHead()
+		return fmt.Errorf("%w: %w", errHandlerFail, herr)
 	}
+	if err := b.Finish(); err != nil {
+		if err == io.EOF {
+			err = errTruncated
+		}
+		return err
+	}
+	rd.publishHead()
+	return nil
 }
 
 // reader consumes the inbound ring; used by the receive goroutine only.
@@ -546,17 +585,19 @@ func (rd *reader) wait() error {
 				continue
 			}
 		}
-		// Dekker with the producer (see publishLocked): store rxSleep,
-		// then load doorbell and tail.
-		atomic.StoreUint32(r.rxSleep, 1)
+		// Dekker with the producer (see publishLocked): increment
+		// rxSleep (seq-cst; a count, since the receive goroutine and a
+		// caller holding the token mid-frame may both sleep), then load
+		// doorbell and tail.
+		atomic.AddUint32(r.rxSleep, 1)
 		v := atomic.LoadUint32(r.doorbell)
 		rd.tail = atomic.LoadUint64(r.tail)
 		if rd.tail != rd.head || e.gone.Load() {
-			atomic.StoreUint32(r.rxSleep, 0)
+			atomic.AddUint32(r.rxSleep, ^uint32(0))
 			continue
 		}
 		shm.Wait(r.doorbell, v, rxSleep)
-		atomic.StoreUint32(r.rxSleep, 0)
+		atomic.AddUint32(r.rxSleep, ^uint32(0))
 		start = time.Time{}
 	}
 }

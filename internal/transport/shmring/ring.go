@@ -2,6 +2,7 @@ package shmring
 
 import (
 	"fmt"
+	"math"
 	"sync/atomic"
 
 	"github.com/gorun-hpc/gorun/shm"
@@ -14,7 +15,7 @@ import (
 //	offset  size  word       written by
 //	0       8     tail       producer (bytes published, monotonic)
 //	64      8     head       consumer (bytes consumed, monotonic)
-//	128     4     rxSleep    consumer (1 while it may sleep on doorbell)
+//	128     4     rxSleep    consumer (how many of its goroutines may sleep on doorbell)
 //	132     4     doorbell   producer / liveness (futex word of the consumer)
 //	192     4     txWait     producer (1 while it may sleep on space)
 //	196     4     space      consumer / liveness (futex word of the producer)
@@ -82,7 +83,9 @@ func (r *ring) kickConsumer() {
 	// seq-cst increment: a consumer that loaded the old doorbell value
 	// before this Add sees a mismatch in futex_wait and does not sleep.
 	atomic.AddUint32(r.doorbell, 1)
-	shm.Wake(r.doorbell, 1)
+	// All sleepers: the receive goroutine and a polling caller that
+	// waits mid-frame may both sleep on the doorbell.
+	shm.Wake(r.doorbell, math.MaxInt32)
 }
 
 // kickProducer wakes the ring's producer if it waits for space.

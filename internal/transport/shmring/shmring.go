@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
+	"time"
 
 	"github.com/gorun-hpc/gorun/internal/transport"
 )
@@ -69,7 +71,15 @@ type Transport struct {
 	addr string
 
 	life transport.Life[*endpoint] // Connect, receive goroutines, Close
+
+	// Caller polling (poll.go).
+	epoch   time.Time
+	polling atomic.Int32                // callers between BeginPoll and EndPoll
+	pollEnd atomic.Int64                // now() of the last EndPoll(false), 0 after EndPoll(true)
+	pollEps atomic.Pointer[[]*endpoint] // set once by Connect
 }
+
+var _ transport.Poller = (*Transport)(nil)
 
 // Listen opens this rank's abstract-namespace Unix listener (no file on
 // disk). Peers can dial Addr from now on; their connections wait in the
@@ -93,7 +103,7 @@ func Listen(cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shmring: rank %d: listen on %s: %w", cfg.Self, name, err)
 	}
-	t := &Transport{cfg: cfg, log: cfg.Logger, ln: ln, addr: name}
+	t := &Transport{cfg: cfg, log: cfg.Logger, ln: ln, addr: name, epoch: time.Now()}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
 	}

@@ -29,6 +29,40 @@ func TestConformance(t *testing.T) {
 	transporttest.Run(t, makePair(Config{}))
 }
 
+// TestConformancePolled runs the suite while callers poll both sides
+// (transport.Poller) in bursts, as waiting runtime calls do.
+func TestConformancePolled(t *testing.T) {
+	transporttest.Run(t, func(t *testing.T, h0, h1 transport.Handler) (transport.Endpoint, transport.Endpoint, func()) {
+		t0, t1, e0, e1 := pair(t, Config{RingSize: 8192}, h0, h1)
+		stop := make(chan struct{})
+		p0 := transporttest.Poll(t0, 2, 1, stop)
+		p1 := transporttest.Poll(t1, 2, 2, stop)
+		t.Cleanup(func() {
+			close(stop)
+			<-p0
+			<-p1
+			t0.Close()
+			t1.Close()
+		})
+		return e0, e1, func() { t1.Close() }
+	})
+}
+
+func TestPoller(t *testing.T) {
+	for _, size := range []int{4096, DefaultRingSize} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			transporttest.RunPoller(t, func(t *testing.T, h0, h1 transport.Handler) (transport.Endpoint, transport.Endpoint, transport.Poller) {
+				t0, t1, e0, e1 := pair(t, Config{RingSize: size}, h0, h1)
+				t.Cleanup(func() {
+					t0.Close()
+					t1.Close()
+				})
+				return e0, e1, t1
+			})
+		})
+	}
+}
+
 func TestConformanceSmallRingSpin(t *testing.T) {
 	transporttest.Run(t, makePair(Config{RingSize: 4096, Spin: func() bool { return true }}))
 }

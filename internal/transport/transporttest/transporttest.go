@@ -120,7 +120,13 @@ func newRig(t *testing.T) *rig {
 // test, whether or not the test closed it already.
 func (r *rig) start(mk MakePair) {
 	r.t.Helper()
-	e0, e1, kill := mk(r.t, r.h0, r.h1)
+	r.startWith(func() (transport.Endpoint, transport.Endpoint, func()) { return mk(r.t, r.h0, r.h1) })
+}
+
+// startWith is start for any way of building the pair.
+func (r *rig) startWith(mk func() (e0, e1 transport.Endpoint, kill func())) {
+	r.t.Helper()
+	e0, e1, kill := mk()
 	r.mu.Lock()
 	r.e0, r.e1, r.kill = e0, e1, kill
 	r.mu.Unlock()

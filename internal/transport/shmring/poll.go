@@ -1,0 +1,199 @@
+package shmring
+
+import (
+	"io"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorun-hpc/gorun/shm"
+)
+
+// Caller polling (transport.Poller).
+//
+// Each inbound ring has one reader at a time: whoever holds the endpoint's
+// token (endpoint.tok), the receive goroutine or a caller inside Poll. The
+// token carries the reader state (endpoint.rd) from one holder to the next.
+//
+// While any caller polls, and for pollLinger after the last one returned
+// with its result, the receive goroutines stand aside: they nap in the Go
+// scheduler with rxSleep clear, so producers never pay a wake-up, and
+// a message costs the receiving side one load of the tail plus the copy.
+// A caller that gives up polling to park says so (EndPoll(true)), which
+// rings every doorbell so the receive goroutines take over at once. When
+// nobody polls, frames are still handled within pollLinger+pollNap by the
+// receive goroutine, so a rank that computes keeps making progress.
+const (
+	// pollLinger is how long after the last poll the receive goroutines
+	// keep standing aside. A rank that alternates Send and Recv polls again
+	// within microseconds, so the hand-back never happens in a ping-pong.
+	pollLinger = time.Millisecond
+
+	// pollNap bounds one nap of a receive goroutine that stands aside.
+	pollNap = time.Millisecond
+)
+
+// BeginPoll implements transport.Poller.
+func (t *Transport) BeginPoll() {
+	// seq-cst: a receive goroutine that loads polling after this sees the
+	// caller and stands aside; one that loaded it before holds the token
+	// at most until its ring is drained.
+	t.polling.Add(1)
+}
+
+// EndPoll implements transport.Poller.
+func (t *Transport) EndPoll(sleeping bool) {
+	if sleeping {
+		t.pollEnd.Store(0) // seq-cst; no linger: hand back now
+	} else {
+		t.pollEnd.Store(t.now()) // seq-cst
+	}
+	if t.polling.Add(-1) == 0 && sleeping {
+		for _, e := range t.polled() {
+			e.kick(true, false)
+		}
+	}
+}
+
+// Poll implements transport.Poller.
+func (t *Transport) Poll() bool {
+	handled := false
+	for _, e := range t.polled() {
+		if e.poll() {
+			handled = true
+		}
+	}
+	return handled
+}
+
+func (t *Transport) polled() []*endpoint {
+	if p := t.pollEps.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// now is the monotonic time since the transport was made, in nanoseconds
+// (never 0 after the first microsecond).
+func (t *Transport) now() int64 { return int64(time.Since(t.epoch)) + 1 }
+
+// callersPoll reports whether receive goroutines should stand aside.
+func (t *Transport) callersPoll() bool {
+	if t.polling.Load() > 0 { // seq-cst, see BeginPoll
+		return true
+	}
+	end := t.pollEnd.Load() // seq-cst
+	return end != 0 && t.now()-end < int64(pollLinger)
+}
+
+// poll handles the frames readable on e now, on the calling goroutine,
+// unless another goroutine reads e's ring.
+func (e *endpoint) poll() bool {
+	// acquire (seq-cst CAS): the reader state and the ring mapping are
+	// ours until the Store below. The receive goroutine ends holding the
+	// token and the rings are unmapped only after it ended, so a
+	// successful CAS also means the mapping is live.
+	if !e.tok.CompareAndSwap(0, 1) {
+		return false
+	}
+	handled := false
+	for e.pollErr == nil && !e.t.life.Killed.Load() && e.rd.avail() > 0 {
+		if err := e.frame(); err != nil {
+			// The receive goroutine reports it (PeerLost) when it
+			// next takes the token.
+			e.pollErr = err
+			break
+		}
+		handled = true
+	}
+	failed := e.pollErr != nil
+	e.tok.Store(0) // release: hands rd and pollErr to the next holder
+	if failed {
+		e.kick(true, false)
+	}
+	return handled
+}
+
+// turn waits until e's ring has bytes to read and no caller polls, and takes
+// the token. It returns holding the token, also with an error; io.EOF means
+// the peer is gone and the ring drained.
+func (e *endpoint) turn() error {
+	rd, r := &e.rd, e.in
+	var start time.Time
+	var nap *time.Timer
+	defer func() {
+		if nap != nil {
+			nap.Stop()
+		}
+	}()
+	for {
+		if e.t.callersPoll() && !e.t.life.Killed.Load() && !e.gone.Load() && !e.closing.Load() {
+			// Stand aside, parked in the Go scheduler rather than in a
+			// futex, which would keep this goroutine's P (and with
+			// GOMAXPROCS=1 the polling caller) off the CPU until sysmon
+			// takes it back. rxSleep is clear, so producers do not ring;
+			// EndPoll(true), kill, Close and the liveness goroutine do.
+			if nap == nil {
+				nap = time.NewTimer(pollNap)
+			} else {
+				nap.Reset(pollNap)
+			}
+			select {
+			case <-e.napC:
+			case <-nap.C:
+			}
+			start = time.Time{}
+			continue
+		}
+		if !e.tok.CompareAndSwap(0, 1) { // acquire, see poll
+			runtime.Gosched() // a caller is finishing a frame
+			continue
+		}
+		if e.t.life.Killed.Load() {
+			return errKilled // Transport.Close: deliver nothing more
+		}
+		if e.pollErr != nil {
+			return e.pollErr
+		}
+		if rd.avail() > 0 {
+			return nil
+		}
+		if e.gone.Load() {
+			// One last look: everything the peer wrote before it closed
+			// the socket is published.
+			rd.tail = atomic.LoadUint64(r.tail) // acquire
+			if rd.avail() > 0 {
+				return nil
+			}
+			return io.EOF
+		}
+		if e.spin != nil && !e.closing.Load() && e.spin() {
+			if start.IsZero() {
+				start = time.Now()
+			}
+			if time.Since(start) < spinBudget {
+				e.tok.Store(0) // release
+				runtime.Gosched()
+				continue
+			}
+		}
+		// Dekker with the producer (see publishLocked): increment
+		// rxSleep (seq-cst; a count, since the receive goroutine and a
+		// caller holding the token mid-frame may both sleep), then load
+		// doorbell and tail.
+		atomic.AddUint32(r.rxSleep, 1)
+		v := atomic.LoadUint32(r.doorbell)
+		rd.tail = atomic.LoadUint64(r.tail) // acquire
+		if rd.tail != rd.head {
+			atomic.AddUint32(r.rxSleep, ^uint32(0))
+			return nil
+		}
+		rd.publishHead()
+		e.tok.Store(0) // release: a caller may read while we sleep
+		if !e.gone.Load() {
+			shm.Wait(r.doorbell, v, rxSleep)
+		}
+		atomic.AddUint32(r.rxSleep, ^uint32(0))
+		start = time.Time{}
+	}
+}
