@@ -1,6 +1,7 @@
 package shmring
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -56,7 +57,10 @@ type endpoint struct {
 	// wmu serializes producers on out; the fields below it are guarded by
 	// it, and out is unmapped only under it.
 	wmu       sync.Mutex
-	hdr       [wire.HeaderSize]byte
+	hdr       [ringPrefix + wire.HeaderSize]byte
+	nextFrame uint64 // the frame number of our next frame (fastbox.go)
+	fastN     uint64 // fast frames written
+	fastFree  uint64 // the consumer's fastHead, as last loaded
 	ptail     uint64 // our tail, published or not
 	pubTail   uint64 // the tail last stored into out.tail
 	phead     uint64 // the consumer's head, as last loaded
@@ -85,8 +89,9 @@ type endpoint struct {
 	// receive goroutine or a polling caller (poll.go). It guards rd, body
 	// and pollErr.
 	tok     atomic.Uint32
-	pollErr error         // a frame a caller read broke the channel
-	napC    chan struct{} // wakes the receive goroutine from a nap; buffered
+	pollErr error               // a frame a caller read broke the channel
+	fbody   transport.BytesBody // the payload of the fast frame being handled
+	napC    chan struct{}       // wakes the receive goroutine from a nap; buffered
 
 	rd   reader
 	body transport.StreamBody
@@ -123,7 +128,12 @@ func (e *endpoint) Send(h wire.Header, payload []byte) error {
 	if err := e.sendStateLocked(); err != nil {
 		return err
 	}
-	h.Encode(e.hdr[:])
+	if len(payload) <= fastMax && e.putFastLocked(e.nextFrame, h, payload) {
+		e.nextFrame++
+		return nil
+	}
+	binary.LittleEndian.PutUint64(e.hdr[:ringPrefix], e.nextFrame)
+	h.Encode(e.hdr[ringPrefix:])
 	start := e.ptail
 	err := e.putLocked(e.hdr[:], time.Time{})
 	if err == nil {
@@ -137,6 +147,7 @@ func (e *endpoint) Send(h wire.Header, payload []byte) error {
 		}
 		return err
 	}
+	e.nextFrame++
 	e.publishLocked()
 	return nil
 }
@@ -265,15 +276,17 @@ func (e *endpoint) sendByeLocked() error {
 		return nil
 	}
 	e.byeSent = true
-	var b [wire.HeaderSize]byte
+	var b [ringPrefix + wire.HeaderSize]byte
+	binary.LittleEndian.PutUint64(b[:ringPrefix], e.nextFrame)
 	h := wire.Header{Kind: wire.KindBye}
-	h.Encode(b[:])
+	h.Encode(b[ringPrefix:])
 	if err := e.putLocked(b[:], time.Now().Add(lingerTimeout)); err != nil {
 		if e.ptail != e.pubTail {
 			e.ptail = e.pubTail
 		}
 		return fmt.Errorf("shmring: rank %d -> rank %d: close: sending goodbye: %w", e.self, e.peer, err)
 	}
+	e.nextFrame++
 	e.publishLocked()
 	return e.conn.CloseWrite()
 }
@@ -462,7 +475,7 @@ func (e *endpoint) receiveLoop() error {
 			}
 			return err
 		}
-		for e.rd.avail() > 0 {
+		for e.rd.ready() {
 			if err := e.frame(); err != nil {
 				return err
 			}
@@ -477,7 +490,14 @@ func (e *endpoint) receiveLoop() error {
 // token and has seen at least one byte readable.
 func (e *endpoint) frame() error {
 	rd, b := &e.rd, &e.body
-	var hb [wire.HeaderSize]byte
+	a := rd.avail() // before fastReady: see ready
+	if rd.fastReady() {
+		return e.fastFrame()
+	}
+	if a == 0 {
+		return nil
+	}
+	var hb [ringPrefix + wire.HeaderSize]byte
 	if err := rd.read(hb[:]); err != nil {
 		if err == io.EOF {
 			if e.peerBye.Load() {
@@ -487,7 +507,11 @@ func (e *endpoint) frame() error {
 		}
 		return err
 	}
-	h, err := wire.Decode(hb[:])
+	if f := binary.LittleEndian.Uint64(hb[:ringPrefix]); f != rd.next {
+		return fmt.Errorf("%w: frame %d where %d was due", errOrder, f, rd.next)
+	}
+	rd.next++
+	h, err := wire.Decode(hb[ringPrefix:])
 	if err != nil {
 		return err
 	}
@@ -522,6 +546,8 @@ func (e *endpoint) frame() error {
 type reader struct {
 	e       *endpoint
 	r       *ring
+	next    uint64 // the frame number due next (fastbox.go)
+	fastN   uint64 // fast frames consumed
 	head    uint64 // our head, published or not
 	pubHead uint64 // the head last stored into r.head
 	tail    uint64 // the producer's tail, as last loaded

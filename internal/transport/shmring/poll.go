@@ -97,7 +97,7 @@ func (e *endpoint) poll() bool {
 		return false
 	}
 	handled := false
-	for e.pollErr == nil && !e.t.life.Killed.Load() && e.rd.avail() > 0 {
+	for e.pollErr == nil && !e.t.life.Killed.Load() && e.rd.ready() {
 		if err := e.frame(); err != nil {
 			// The receive goroutine reports it (PeerLost) when it
 			// next takes the token.
@@ -155,14 +155,14 @@ func (e *endpoint) turn() error {
 		if e.pollErr != nil {
 			return e.pollErr
 		}
-		if rd.avail() > 0 {
+		if rd.ready() {
 			return nil
 		}
 		if e.gone.Load() {
 			// One last look: everything the peer wrote before it closed
 			// the socket is published.
 			rd.tail = atomic.LoadUint64(r.tail) // acquire
-			if rd.avail() > 0 {
+			if rd.ready() {
 				return nil
 			}
 			return io.EOF
@@ -184,7 +184,7 @@ func (e *endpoint) turn() error {
 		atomic.AddUint32(r.rxSleep, 1)
 		v := atomic.LoadUint32(r.doorbell)
 		rd.tail = atomic.LoadUint64(r.tail) // acquire
-		if rd.tail != rd.head {
+		if rd.tail != rd.head || rd.fastReady() {
 			atomic.AddUint32(r.rxSleep, ^uint32(0))
 			return nil
 		}

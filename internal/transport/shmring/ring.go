@@ -15,34 +15,40 @@ import (
 //	offset  size  word       written by
 //	0       8     tail       producer (bytes published, monotonic)
 //	64      8     head       consumer (bytes consumed, monotonic)
+//	72      8     fastHead   consumer (fast frames consumed, monotonic)
 //	128     4     rxSleep    consumer (how many of its goroutines may sleep on doorbell)
 //	132     4     doorbell   producer / liveness (futex word of the consumer)
 //	192     4     txWait     producer (1 while it may sleep on space)
 //	196     4     space      consumer / liveness (futex word of the producer)
-//	4096    size  data       producer (byte ring, index & (size-1))
+//	4096    4096  fast box   producer (64 slots of 64 bytes, fastbox.go)
+//	8192    size  data       producer (byte ring, index & (size-1))
 const (
 	offTail     = 0
 	offHead     = 64
+	offFastHead = 72
 	offRxSleep  = 128
 	offDoorbell = 132
 	offTxWait   = 192
 	offSpace    = 196
-	dataOff     = 4096
+	dataOff     = fastOff + fastSlots*slotSize
 )
 
 // ring is one mapped ring segment. It holds no Go pointers in shared
 // memory: the pointers below are process-local addresses into the mapping.
 type ring struct {
-	seg      *shm.Segment
-	tail     *uint64
-	head     *uint64
-	rxSleep  *uint32
-	doorbell *uint32
-	txWait   *uint32
-	space    *uint32
-	data     []byte
-	size     uint64
-	mask     uint64
+	seg       *shm.Segment
+	tail      *uint64
+	head      *uint64
+	fastHead  *uint64
+	rxSleep   *uint32
+	doorbell  *uint32
+	txWait    *uint32
+	space     *uint32
+	data      []byte
+	slots     []byte   // the fast box
+	slotWords []uint64 // the fast box as words, for the seq of each slot
+	size      uint64
+	mask      uint64
 }
 
 func validRingSize(n int) bool {
@@ -64,16 +70,19 @@ func newRing(seg *shm.Segment, size int) (*ring, error) {
 		return nil, err
 	}
 	return &ring{
-		seg:      seg,
-		tail:     &u64[offTail/8],
-		head:     &u64[offHead/8],
-		rxSleep:  &u32[offRxSleep/4],
-		doorbell: &u32[offDoorbell/4],
-		txWait:   &u32[offTxWait/4],
-		space:    &u32[offSpace/4],
-		data:     seg.Bytes()[dataOff : dataOff+size : dataOff+size],
-		size:     uint64(size),
-		mask:     uint64(size - 1),
+		seg:       seg,
+		tail:      &u64[offTail/8],
+		head:      &u64[offHead/8],
+		fastHead:  &u64[offFastHead/8],
+		rxSleep:   &u32[offRxSleep/4],
+		doorbell:  &u32[offDoorbell/4],
+		txWait:    &u32[offTxWait/4],
+		space:     &u32[offSpace/4],
+		data:      seg.Bytes()[dataOff : dataOff+size : dataOff+size],
+		slots:     seg.Bytes()[fastOff:dataOff:dataOff],
+		slotWords: u64[fastOff/8 : dataOff/8 : dataOff/8],
+		size:      uint64(size),
+		mask:      uint64(size - 1),
 	}, nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -167,4 +169,87 @@ func TestManyFramesOneWay(t *testing.T) {
 		t.Fatal("timeout")
 	}
 	closeBoth(e0, e1)
+}
+
+// TestFastBoxOrder: a stream that mixes fast-box frames (payload up to
+// fastMax) with ring frames keeps its order and bytes, also when a slow
+// consumer fills the fast box (small frames then go by the ring) and the
+// ring is small enough that frames are written in pieces.
+func TestFastBoxOrder(t *testing.T) {
+	const frames = 200000
+	rng := rand.New(rand.NewPCG(11, 12))
+	sizes := make([]int, frames)
+	for i := range sizes {
+		switch k := rng.IntN(10); {
+		case k < 7:
+			sizes[i] = rng.IntN(fastMax + 1)
+		case k < 9:
+			sizes[i] = fastMax + 1 + rng.IntN(200)
+		default:
+			sizes[i] = rng.IntN(10000)
+		}
+	}
+	src := make([]byte, 20000)
+	for i := range src {
+		src[i] = byte(rng.Uint32())
+	}
+	next := 0
+	bad := make(chan string, 1)
+	all := make(chan struct{})
+	h1 := &funcHandler{frame: func(from int, h wire.Header, b transport.Body) error {
+		i := next
+		next++
+		if i%5000 == 0 {
+			time.Sleep(time.Millisecond) // let the fast box fill
+		}
+		p := make([]byte, b.Len())
+		err := b.ReadInto(p)
+		if i >= frames || h.Tag != int32(i) || err != nil || len(p) != sizes[i] || crc32.ChecksumIEEE(p) != uint32(h.Arg0) {
+			select {
+			case bad <- fmt.Sprintf("frame %d: tag %d, %d bytes (want %d), err %v", i, h.Tag, len(p), sizes[i], err):
+			default:
+			}
+			return errors.New("bad frame")
+		}
+		if i == frames-1 {
+			close(all)
+		}
+		return nil
+	}}
+	t0, t1, e0, _ := pair(t, Config{RingSize: 4096}, &funcHandler{frame: func(int, wire.Header, transport.Body) error { return nil }}, h1)
+	defer t0.Close()
+	defer t1.Close()
+	go func() {
+		for i, n := range sizes {
+			off := (i * 7) % 10000
+			pl := src[off : off+n]
+			if err := e0.Send(wire.Header{Kind: wire.KindEager, Tag: int32(i), Arg0: uint64(crc32.ChecksumIEEE(pl))}, pl); err != nil {
+				select {
+				case bad <- fmt.Sprintf("send %d: %v", i, err):
+				default:
+				}
+				return
+			}
+		}
+	}()
+	select {
+	case <-all:
+	case msg := <-bad:
+		t.Fatal(msg)
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("only %d of %d frames arrived", next, frames)
+	}
+	small := 0
+	for _, n := range sizes {
+		if n <= fastMax {
+			small++
+		}
+	}
+	ep := e0.(*endpoint)
+	ep.wmu.Lock()
+	fast := ep.fastN
+	ep.wmu.Unlock()
+	if fast == 0 || fast >= uint64(small) {
+		t.Errorf("%d of %d small frames went by the fast box; the test wants some to fall back to the ring", fast, small)
+	}
 }
