@@ -124,15 +124,14 @@ func (c *Comm) sendEager(ctx uint32, b []byte, dest int, tag int32) error {
 // isend starts a send on context ctx: eager messages go out at once and
 // return a completed request; larger ones send an RTS and wait for the CTS.
 func (c *Comm) isend(ctx uint32, b []byte, dest int, tag int32, esize int, op string) (*Request, error) {
-	r := c.newRequest(op, reqSend, dest, b, esize)
-	r.to = c.group[dest]
 	if len(b) <= c.w.eager {
 		if err := c.sendEager(ctx, b, dest, tag); err != nil {
 			return nil, err
 		}
-		r.complete(nil)
-		return r, nil
+		return sent, nil
 	}
+	r := c.newRequest(op, reqSend, dest, b, esize)
+	r.to = c.group[dest]
 	w := c.w
 	w.mu.Lock()
 	if err := w.errLocked(); err != nil {

@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	goruntime "runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -51,9 +52,11 @@ type Request struct {
 
 	status  Status
 	err     error
-	done    chan struct{}
-	fin     atomic.Bool // set once, before done is closed
+	claimed atomic.Bool // complete ran; only its first call counts
+	fin     atomic.Bool // status and err are final (stored after them)
 	waiting atomic.Bool // someone is parked in Wait
+	mu      sync.Mutex
+	done    chan struct{} // made on demand (Done, a parking Wait), closed at completion; guarded by mu
 	pushing atomic.Bool // send: the CTS came, a goroutine pushes the data
 }
 
@@ -66,19 +69,35 @@ const (
 )
 
 func (c *Comm) newRequest(op string, kind reqKind, peer int, buf []byte, esize int) *Request {
-	return &Request{w: c.w, c: c, op: op, kind: kind, peer: peer, buf: buf, esize: esize, done: make(chan struct{})}
+	return &Request{w: c.w, c: c, op: op, kind: kind, peer: peer, buf: buf, esize: esize}
 }
+
+// sent is the request of every eager send: complete when it is made, with
+// nothing to report, so one shared request serves them all.
+var sent = func() *Request {
+	r := &Request{op: "Isend"}
+	r.claimed.Store(true)
+	r.fin.Store(true)
+	return r
+}()
 
 // complete finishes r with err (nil on success). Only the first call counts.
 func (r *Request) complete(err error) {
-	if r.fin.Swap(true) {
+	if r.claimed.Swap(true) {
 		return
 	}
 	r.err = err
 	if r.esize > 0 {
 		r.status.Count = r.status.Bytes / r.esize
 	}
-	close(r.done)
+	r.mu.Lock()
+	// release (seq-cst): status and err above happen-before a Wait or
+	// Test that loads fin true.
+	r.fin.Store(true)
+	if r.done != nil {
+		close(r.done)
+	}
+	r.mu.Unlock()
 	// A goroutine parked in Wait was readied onto this P; yielding lets it
 	// run now instead of after a wake-up of another thread (which costs
 	// microseconds), while this goroutine goes back to its queue.
@@ -102,23 +121,36 @@ func (r *Request) Wait() (Status, error) {
 		}
 		r.w.waiters.Add(-1)
 	}
-	<-r.done
 	return r.status, r.c.opErr(r.op, r.peer, r.err)
+}
+
+// doneChan returns r's done channel, making it if needed.
+func (r *Request) doneChan() chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done == nil {
+		r.done = make(chan struct{})
+		if r.fin.Load() {
+			close(r.done)
+		}
+	}
+	return r.done
 }
 
 // park blocks until r completes, enforcing the world's watchdog.
 func (r *Request) park() {
+	done := r.doneChan()
 	r.waiting.Store(true)
 	if r.w.timeout > 0 {
 		t := time.NewTimer(r.w.timeout)
 		select {
-		case <-r.done:
+		case <-done:
 		case <-t.C:
 			r.w.abort(fmt.Errorf("watchdog: %s on %s rank %d waited longer than %v", r.op, r.c.name, r.c.rank, r.w.timeout))
 		}
 		t.Stop()
 	}
-	<-r.done
+	<-done
 }
 
 // pollBudget bounds how long a waiting caller polls without progress
@@ -166,9 +198,11 @@ func (w *world) pollWait(r *Request) bool {
 			} else if time.Since(start) > pollBudget {
 				break
 			}
-			// Let goroutines this wait depends on (a rendezvous push, a
-			// clear-to-send) run when Ps are few.
-			goruntime.Gosched()
+			if i%512 == 0 {
+				// Let goroutines this wait depends on (a clear-to-send
+				// for a rendezvous receive) run when Ps are few.
+				goruntime.Gosched()
+			}
 		}
 	}
 	for _, p := range w.pollers {
@@ -183,12 +217,11 @@ func (r *Request) Test() (bool, Status, error) {
 	if r == nil {
 		return true, Status{}, nil
 	}
-	select {
-	case <-r.done:
+	// acquire: see complete.
+	if r.fin.Load() {
 		return true, r.status, r.c.opErr(r.op, r.peer, r.err)
-	default:
-		return false, Status{}, nil
 	}
+	return false, Status{}, nil
 }
 
 // Done returns a channel closed when the request completes, for use in a
@@ -200,7 +233,7 @@ func (r *Request) Done() <-chan struct{} {
 		close(c)
 		return c
 	}
-	return r.done
+	return r.doneChan()
 }
 
 // Waitall waits for every request, even after one fails, and returns the

@@ -119,7 +119,6 @@ func (e *endpoint) poll() bool {
 // the peer is gone and the ring drained.
 func (e *endpoint) turn() error {
 	rd, r := &e.rd, e.in
-	var start time.Time
 	var nap *time.Timer
 	defer func() {
 		if nap != nil {
@@ -142,7 +141,6 @@ func (e *endpoint) turn() error {
 			case <-e.napC:
 			case <-nap.C:
 			}
-			start = time.Time{}
 			continue
 		}
 		if !e.tok.CompareAndSwap(0, 1) { // acquire, see poll
@@ -167,16 +165,8 @@ func (e *endpoint) turn() error {
 			}
 			return io.EOF
 		}
-		if e.spin != nil && !e.closing.Load() && e.spin() {
-			if start.IsZero() {
-				start = time.Now()
-			}
-			if time.Since(start) < spinBudget {
-				e.tok.Store(0) // release
-				runtime.Gosched()
-				continue
-			}
-		}
+		// No spinning here: a caller that waits polls for itself
+		// (transport.Poller), and one that parked gave up on speed.
 		// Dekker with the producer (see publishLocked): increment
 		// rxSleep (seq-cst; a count, since the receive goroutine and a
 		// caller holding the token mid-frame may both sleep), then load
@@ -194,6 +184,5 @@ func (e *endpoint) turn() error {
 			shm.Wait(r.doorbell, v, rxSleep)
 		}
 		atomic.AddUint32(r.rxSleep, ^uint32(0))
-		start = time.Time{}
 	}
 }
