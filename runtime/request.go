@@ -57,7 +57,7 @@ type Request struct {
 	waiting atomic.Bool // someone is parked in Wait
 	mu      sync.Mutex
 	done    chan struct{} // made on demand (Done, a parking Wait), closed at completion; guarded by mu
-	pushing atomic.Bool // send: the CTS came, a goroutine pushes the data
+	pushing atomic.Bool   // send: the CTS came, a goroutine pushes the data
 }
 
 type reqKind uint8
