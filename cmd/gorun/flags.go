@@ -42,6 +42,13 @@ func parseArgs(args []string, lookupEnv func(string) (string, bool), stderr io.W
 	fs.IntVar(&np, "np", np, "number of ranks `N`")
 	fs.IntVar(&np, "n", np, "same as -np")
 	fs.IntVar(&o.job.Nodes, "nodes", 0, "emulate `K` nodes: split the ranks block-wise into K groups that do not share memory (default 1)")
+	fs.Func("bind-to", "bind each rank to one CPU (`core`, round-robin) or not (none, the default)", func(s string) error {
+		if s != "core" && s != "none" {
+			return fmt.Errorf("want core or none, got %q", s)
+		}
+		o.job.BindTo = s
+		return nil
+	})
 	fs.BoolVar(&o.job.TagOutput, "tag-output", false, "prefix every output line with \"[rank] \"")
 	fs.Func("x", "export `VAR[=value]` to every rank (repeatable); -x VAR copies gorun's value", func(s string) error {
 		k, _, ok := strings.Cut(s, "=")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"os/exec"
@@ -37,6 +38,14 @@ func app(mode string) int {
 			rank, os.Getenv(bootstrap.EnvSize), os.Getenv(bootstrap.EnvLocalRank), os.Getenv(bootstrap.EnvLocalSize),
 			os.Getenv(bootstrap.EnvNode), os.Getenv(bootstrap.EnvJobID), os.Getenv("GOMAXPROCS"),
 			os.Getenv(bootstrap.EnvTransports), in)
+		return 0
+	case "cpus":
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &set); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Printf("rank=%s cpus=%v\n", rank, cpuList(&set))
 		return 0
 	case "exit3":
 		if rank == "1" {
@@ -190,4 +199,15 @@ func shutdownSockets() {
 			syscall.Shutdown(n, syscall.SHUT_RDWR)
 		}
 	}
+}
+
+// cpuList returns the CPUs in set, ascending.
+func cpuList(set *unix.CPUSet) []int {
+	var cpus []int
+	for c := 0; c < len(set)*64; c++ {
+		if set.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus
 }

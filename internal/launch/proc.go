@@ -16,6 +16,7 @@ import (
 // proc is one rank's process and its plumbing.
 type proc struct {
 	rank int
+	cpu  int // the CPU the rank is bound to, or -1
 	cmd  *exec.Cmd
 	tail *tail
 
@@ -42,7 +43,18 @@ func (p *proc) start(exited chan<- int) error {
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		if err := p.cmd.Start(); err != nil {
+		restore := func() {}
+		if p.cpu >= 0 {
+			r, err := bindThread(p.cpu)
+			if err != nil {
+				started <- fmt.Errorf("binding rank %d to CPU %d: %w", p.rank, p.cpu, err)
+				return
+			}
+			restore = r
+		}
+		err := p.cmd.Start()
+		restore()
+		if err != nil {
 			started <- err
 			return
 		}

@@ -83,8 +83,16 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		s.grace = DefaultGrace
 	}
 	envs := j.rankEnvs(os.Environ(), jobID, host, coord.Addr(), secret)
+	cpus, err := j.cpuPlan()
+	if err != nil {
+		return nil, err
+	}
 	for r := range j.NP {
-		if err := s.spawn(r, path, envs[r]); err != nil {
+		cpu := -1
+		if cpus != nil {
+			cpu = cpus[r]
+		}
+		if err := s.spawn(r, cpu, path, envs[r]); err != nil {
 			s.abandon()
 			return nil, err
 		}
@@ -233,11 +241,11 @@ const (
 	failLost                    // dropped its coordinator connection and kept running
 )
 
-func (s *supervisor) spawn(rank int, path string, env []string) error {
+func (s *supervisor) spawn(rank, cpu int, path string, env []string) error {
 	cmd := exec.Command(path, s.job.Args...)
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	p := &proc{rank: rank, cmd: cmd, tail: newTail(tailLines)}
+	p := &proc{rank: rank, cpu: cpu, cmd: cmd, tail: newTail(tailLines)}
 	var in = s.job.Stdin
 	if rank != 0 {
 		in = nil
@@ -264,7 +272,7 @@ func (s *supervisor) spawn(rank int, path string, env []string) error {
 	s.alive = append(s.alive, true)
 	s.consequent = append(s.consequent, false)
 	s.nalive++
-	s.log.Debug("launch: rank started", "rank", rank, "pid", p.pid)
+	s.log.Debug("launch: rank started", "rank", rank, "pid", p.pid, "cpu", cpu)
 	return nil
 }
 

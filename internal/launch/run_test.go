@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"regexp"
 	"runtime"
@@ -156,6 +157,56 @@ func TestRunEnvironment(t *testing.T) {
 	}
 	if nodes["0"] != nodes["2"] || nodes["3"] != nodes["4"] || nodes["0"] == nodes["3"] {
 		t.Errorf("node identities %v, want {0,1,2} and {3,4}", nodes)
+	}
+}
+
+// TestRunBindTo: with BindTo "core" every rank runs on one CPU, as many
+// different ones as possible; otherwise on all of gorun's.
+func TestRunBindTo(t *testing.T) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		t.Skip(err)
+	}
+	mine := fmt.Sprint(cpuList(&set))
+	ncpu := len(cpuList(&set))
+	line := regexp.MustCompile(`rank=(\d+) cpus=(\[[0-9 ]*\])`)
+	for _, tc := range []struct {
+		bind  string
+		np    int
+		bound bool
+	}{
+		{"", min(2, ncpu), false},
+		{"none", min(2, ncpu), false},
+		{"core", min(2, ncpu), true},
+		{"core", ncpu + 1, true},
+	} {
+		t.Run(fmt.Sprintf("%q/np%d", tc.bind, tc.np), func(t *testing.T) {
+			j, stdout, _ := testJob(t, "cpus", tc.np)
+			j.BindTo = tc.bind
+			if res := await(t, run(t.Context(), j)); res.ExitCode() != 0 {
+				t.Fatalf("ExitCode %d", res.ExitCode())
+			}
+			got := line.FindAllStringSubmatch(stdout.String(), -1)
+			if len(got) != tc.np {
+				t.Fatalf("%d lines, want %d:\n%s", len(got), tc.np, stdout)
+			}
+			used := map[string]int{}
+			for _, m := range got {
+				if !tc.bound {
+					if m[2] != mine {
+						t.Errorf("rank %s runs on %s, want gorun's %s", m[1], m[2], mine)
+					}
+					continue
+				}
+				if strings.Contains(m[2], " ") {
+					t.Errorf("rank %s runs on %s, want one CPU", m[1], m[2])
+				}
+				used[m[2]]++
+			}
+			if tc.bound && len(used) != min(tc.np, ncpu) {
+				t.Errorf("ranks bound to %v, want %d different CPUs", used, min(tc.np, ncpu))
+			}
+		})
 	}
 }
 

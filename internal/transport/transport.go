@@ -56,8 +56,9 @@ type Body interface {
 
 // A Handler receives the frames of one or more endpoints.
 //
-// HandleFrame is called from the transport's receive goroutine, one frame at
-// a time and in order for each peer. It must not block on anything that can
+// HandleFrame is called from the transport's receive goroutine (or, for a
+// Poller, from a caller inside Poll), one frame at a time and in order for
+// each peer. It must not block on anything that can
 // wait for a frame from the same peer (for example, a Send that waits for
 // the peer to read); sends that may block belong on another goroutine. An
 // error returned by HandleFrame breaks the connection and is reported

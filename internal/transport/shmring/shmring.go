@@ -44,11 +44,13 @@ type Config struct {
 	// receiver frees space.
 	RingSize int
 
-	// Spin, if non-nil, is called while a receive goroutine finds its ring
-	// empty or a Send finds the ring full. While it returns true the
-	// goroutine polls, yielding its P between polls, for up to 50 µs per
-	// wait, before sleeping on the futex. It must be cheap and safe for
-	// concurrent use.
+	// Spin, if non-nil, is called while a reader waits for the rest of a
+	// frame it started or a Send finds the ring full. While it returns true
+	// the goroutine polls, yielding its P between polls, for up to 50 µs
+	// per wait, before sleeping on the futex. It must be cheap and safe for
+	// concurrent use. Receive goroutines waiting for a new frame never spin:
+	// waiting callers poll for themselves (Transport implements
+	// transport.Poller).
 	Spin func() bool
 
 	// Logger receives warnings about dropped connections. nil discards.

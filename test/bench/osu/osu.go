@@ -47,7 +47,7 @@ type Bench struct {
 func Start(name, title string, needTwo bool) *Bench {
 	rows := flag.Bool("rows", false, "print bench<TAB>bytes<TAB>value<TAB>unit rows (../shared/bench/run.sh format) instead of the OSU table")
 	prof := flag.String("cpuprofile", "", "write a CPU profile of the timed run to `FILE`.RANK")
-	pinned := flag.Bool("pin", false, "bind every thread of rank r to CPU r mod NumCPU, like mpirun --bind-to core (gorun does not bind)")
+	pinned := flag.Bool("pin", false, "bind every thread of rank r to CPU r mod NumCPU, like mpirun --bind-to core (gorun --bind-to core does the same)")
 	flag.Parse()
 	world, err := runtime.Init(context.Background())
 	if err != nil {
