@@ -55,7 +55,7 @@ func (k coll) isend(dest int, b []byte) (*Request, error) {
 }
 
 func (k coll) irecv(src int, b []byte) (*Request, error) {
-	return k.c.irecv(k.c.ctx+1, b, src, int(k.tag), 0, k.op)
+	return k.c.irecv(k.c.ctx+1, b, src, int(k.tag), 0, k.op, true)
 }
 
 func (k coll) send(dest int, b []byte) error {
@@ -75,6 +75,7 @@ func (k coll) send(dest int, b []byte) error {
 // aborts the world.
 func (k coll) wait(r *Request, src int, want int) error {
 	st, err := r.Wait()
+	recycle(r)
 	if err == nil && st.Bytes == want {
 		return nil
 	}

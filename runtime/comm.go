@@ -40,6 +40,7 @@ type Comm struct {
 	// seq numbers the collective calls on c; every rank calls collectives
 	// in the same order, so equal seq means the same call everywhere.
 	seq     uint32
+	scratch []uint64    // collectives' temporary space (elem.go), used by one call at a time
 	closing atomic.Bool // Close has started
 	closed  atomic.Bool // calls return ErrClosed
 	world   bool

@@ -46,3 +46,19 @@ func reinterpret[B, T Elem](s []T) []B {
 func kindOf[T Elem]() reflect.Kind {
 	return reflect.TypeFor[T]().Kind()
 }
+
+// scratch returns n elements of c's scratch space, for the temporary data
+// of a collective. Collectives on one communicator never run at once (each
+// takes the next sequence number, see begin), so one buffer, grown as
+// needed and kept, serves them all and a small reduction allocates
+// nothing. The buffer is []uint64, so it is aligned for every Elem.
+func scratch[T Elem](c *Comm, n int) []T {
+	if n == 0 {
+		return nil
+	}
+	words := (n*sizeOf[T]() + 7) / 8
+	if len(c.scratch) < words {
+		c.scratch = make([]uint64, max(words, 2*len(c.scratch)))
+	}
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(c.scratch))), n)
+}

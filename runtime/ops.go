@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"reflect"
+	"sync"
 )
 
 // Op is a reduction operation of Reduce, Allreduce and Scan. All of them
@@ -214,9 +215,23 @@ func checkOp[T Elem](op Op) (func(dst, src []T), error) {
 	if op < Sum || op > Bxor {
 		return nil, errInvalid(fmt.Sprintf("op %v is not a reduction operation", op))
 	}
+	key := kernelKey{reflect.TypeFor[T](), op}
+	if f, ok := kernels.Load(key); ok {
+		return f.(func(dst, src []T)), nil
+	}
 	f, err := kernel[T](op)
 	if err != nil {
-		return nil, errInvalid(fmt.Sprintf("op %v is not defined for %s", op, reflect.TypeFor[T]()))
+		return nil, errInvalid(fmt.Sprintf("op %v is not defined for %s", op, key.t))
 	}
+	kernels.Store(key, f)
 	return f, nil
+}
+
+// kernels caches the kernel of every (element type, op) used so far, so
+// a small reduction does not allocate its kernel on every call.
+var kernels sync.Map // kernelKey → func(dst, src []T)
+
+type kernelKey struct {
+	t  reflect.Type
+	op Op
 }

@@ -52,12 +52,17 @@ func Isend[T Elem](c *Comm, buf []T, dest, tag int) (*Request, error) {
 // smaller one fills the front of buf (Status.Count says how much). Errors
 // as Send.
 func Recv[T Elem](c *Comm, buf []T, src, tag int) (Status, error) {
-	r, err := Irecv(c, buf, src, tag)
-	if err != nil {
-		return Status{}, err
+	if err := c.checkP2P(src, tag, true); err != nil {
+		return Status{}, c.opErr("Recv", src, err)
 	}
-	r.op = "Recv"
-	return r.Wait()
+	// The request never leaves this call, so it can be reused.
+	r, err := c.irecv(c.ctx, asBytes(buf), src, tag, sizeOf[T](), "Recv", true)
+	if err != nil {
+		return Status{}, c.opErr("Recv", src, err)
+	}
+	st, err := r.Wait()
+	recycle(r)
+	return st, err
 }
 
 // Irecv starts a receive into buf and returns at once; buf belongs to the
@@ -66,7 +71,7 @@ func Irecv[T Elem](c *Comm, buf []T, src, tag int) (*Request, error) {
 	if err := c.checkP2P(src, tag, true); err != nil {
 		return nil, c.opErr("Irecv", src, err)
 	}
-	r, err := c.irecv(c.ctx, asBytes(buf), src, tag, sizeOf[T](), "Irecv")
+	r, err := c.irecv(c.ctx, asBytes(buf), src, tag, sizeOf[T](), "Irecv", false)
 	return r, c.opErr("Irecv", src, err)
 }
 
@@ -153,8 +158,16 @@ func (c *Comm) isend(ctx uint32, b []byte, dest int, tag int32, esize int, op st
 
 // irecv posts a receive on context ctx, or matches an unexpected message at
 // once.
-func (c *Comm) irecv(ctx uint32, b []byte, src, tag, esize int, op string) (*Request, error) {
-	r := c.newRequest(op, reqRecv, src, b, esize)
+//
+// A pooled request comes from reqPool; the caller must not let it escape
+// and hands it to recycle once it waited for it.
+func (c *Comm) irecv(ctx uint32, b []byte, src, tag, esize int, op string, pooled bool) (*Request, error) {
+	var r *Request
+	if pooled {
+		r = c.pooledRequest(op, reqRecv, src, b, esize)
+	} else {
+		r = c.newRequest(op, reqRecv, src, b, esize)
+	}
 	r.ctx, r.src, r.tag = ctx, src, tag
 	w := c.w
 	w.mu.Lock()

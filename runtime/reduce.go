@@ -207,7 +207,7 @@ func rdAllreduce[T Elem](k coll, acc []T, f func(dst, src []T)) error {
 	}
 	p2 := 1 << (bits.Len(uint(n)) - 1)
 	rem := n - p2
-	tmp := make([]T, len(acc))
+	tmp := scratch[T](k.c, len(acc))
 	vr := r - rem
 	if r < 2*rem {
 		if r%2 == 0 {
@@ -254,7 +254,7 @@ func ringAllreduce[T Elem](k coll, acc []T, f func(dst, src []T)) error {
 		return acc[lo:hi]
 	}
 	next, prev := (r+1)%n, (r-1+n)%n
-	tmp := make([]T, len(acc)/n+1)
+	tmp := scratch[T](k.c, len(acc)/n+1)
 	for s := 0; s < n-1; s++ {
 		out, in := block(r-s), block(r-s-1)
 		t := tmp[:len(in)]

@@ -72,6 +72,36 @@ func (c *Comm) newRequest(op string, kind reqKind, peer int, buf []byte, esize i
 	return &Request{w: c.w, c: c, op: op, kind: kind, peer: peer, buf: buf, esize: esize}
 }
 
+// reqPool holds receive requests that completed inside the call that made
+// them (Recv, collectives), for the next such call: a small message then
+// allocates nothing, and the garbage collector, whose stops preempt a
+// polling waiter, runs less often.
+var reqPool = sync.Pool{New: func() any { return new(Request) }}
+
+// pooledRequest is newRequest from reqPool; see irecv.
+func (c *Comm) pooledRequest(op string, kind reqKind, peer int, buf []byte, esize int) *Request {
+	r := reqPool.Get().(*Request)
+	*r = Request{w: c.w, c: c, op: op, kind: kind, peer: peer, buf: buf, esize: esize}
+	return r
+}
+
+// recycle returns a pooled request that completed to reqPool. Only an
+// eager receive qualifies: it was completed exactly once, by whoever took
+// it off its matching queue, and nothing refers to it any more, whereas a
+// rendezvous receive (id != 0) may still be reached through the world's
+// tables by a late completion after a failure.
+func recycle(r *Request) {
+	if r == nil || r.kind != reqRecv || r.id != 0 || !r.fin.Load() {
+		return
+	}
+	// Wait for complete to release r.mu: it stored fin under the lock
+	// and touches nothing of r after.
+	r.mu.Lock()
+	r.mu.Unlock() //nolint:staticcheck // an empty critical section is the point
+	r.buf, r.w, r.c, r.err = nil, nil, nil, nil
+	reqPool.Put(r)
+}
+
 // sent is the request of every eager send: complete when it is made, with
 // nothing to report, so one shared request serves them all.
 var sent = func() *Request {
@@ -90,6 +120,9 @@ func (r *Request) complete(err error) {
 	if r.esize > 0 {
 		r.status.Count = r.status.Bytes / r.esize
 	}
+	// Read before fin is stored: once a waiter sees fin, r may be recycled
+	// (see recycle), so nothing of r is touched after the unlock.
+	parked := r.waiting.Load()
 	r.mu.Lock()
 	// release (seq-cst): status and err above happen-before a Wait or
 	// Test that loads fin true.
@@ -101,7 +134,7 @@ func (r *Request) complete(err error) {
 	// A goroutine parked in Wait was readied onto this P; yielding lets it
 	// run now instead of after a wake-up of another thread (which costs
 	// microseconds), while this goroutine goes back to its queue.
-	if r.waiting.Load() {
+	if parked {
 		goruntime.Gosched()
 	}
 }
