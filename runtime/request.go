@@ -52,12 +52,35 @@ type Request struct {
 
 	status  Status
 	err     error
-	claimed atomic.Bool // complete ran; only its first call counts
-	fin     atomic.Bool // status and err are final (stored after them)
-	waiting atomic.Bool // someone is parked in Wait
-	mu      sync.Mutex
-	done    chan struct{} // made on demand (Done, a parking Wait), closed at completion; guarded by mu
+	claimed atomic.Bool   // complete ran; only its first call counts
+	state   atomic.Uint32 // reqPending, reqWatched or reqDone
+	waiting atomic.Bool   // someone is parked in Wait
 	pushing atomic.Bool   // send: the CTS came, a goroutine pushes the data
+	mu      sync.Mutex    // serializes doneChan
+	done    chan struct{} // made by doneChan (Done, a parking Wait) before state becomes reqWatched
+}
+
+// The states of a Request. Only complete leaves reqPending for reqDone or
+// reqWatched for reqDone; only doneChan moves reqPending to reqWatched.
+const (
+	reqPending uint32 = iota // not complete, no done channel
+	reqWatched               // not complete, done channel made
+	reqDone                  // complete: status and err are final
+)
+
+// closed is the done channel of every request that completed before anyone
+// asked for one.
+var closed = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// isDone reports whether r completed.
+func (r *Request) isDone() bool {
+	// acquire: status and err, stored before the state became reqDone,
+	// are visible to the caller.
+	return r.state.Load() == reqDone
 }
 
 type reqKind uint8
@@ -91,14 +114,11 @@ func (c *Comm) pooledRequest(op string, kind reqKind, peer int, buf []byte, esiz
 // rendezvous receive (id != 0) may still be reached through the world's
 // tables by a late completion after a failure.
 func recycle(r *Request) {
-	if r == nil || r.kind != reqRecv || r.id != 0 || !r.fin.Load() {
+	// complete touches nothing of r once the state is reqDone.
+	if r == nil || r.kind != reqRecv || r.id != 0 || !r.isDone() {
 		return
 	}
-	// Wait for complete to release r.mu: it stored fin under the lock
-	// and touches nothing of r after.
-	r.mu.Lock()
-	r.mu.Unlock() //nolint:staticcheck // an empty critical section is the point
-	r.buf, r.w, r.c, r.err = nil, nil, nil, nil
+	r.buf, r.w, r.c, r.err, r.done = nil, nil, nil, nil, nil
 	reqPool.Put(r)
 }
 
@@ -107,7 +127,7 @@ func recycle(r *Request) {
 var sent = func() *Request {
 	r := &Request{op: "Isend"}
 	r.claimed.Store(true)
-	r.fin.Store(true)
+	r.state.Store(reqDone)
 	return r
 }()
 
@@ -120,17 +140,16 @@ func (r *Request) complete(err error) {
 	if r.esize > 0 {
 		r.status.Count = r.status.Bytes / r.esize
 	}
-	// Read before fin is stored: once a waiter sees fin, r may be recycled
-	// (see recycle), so nothing of r is touched after the unlock.
+	// Read before the state changes: once a waiter sees reqDone, r may be
+	// recycled (see recycle), so nothing of r is touched after.
 	parked := r.waiting.Load()
-	r.mu.Lock()
-	// release (seq-cst): status and err above happen-before a Wait or
-	// Test that loads fin true.
-	r.fin.Store(true)
-	if r.done != nil {
-		close(r.done)
+	// release (seq-cst CAS and store): status and err above happen-before
+	// an isDone that sees reqDone.
+	if !r.state.CompareAndSwap(reqPending, reqDone) {
+		done := r.done // reqWatched: written before the state said so
+		r.state.Store(reqDone)
+		close(done)
 	}
-	r.mu.Unlock()
 	// A goroutine parked in Wait was readied onto this P; yielding lets it
 	// run now instead of after a wake-up of another thread (which costs
 	// microseconds), while this goroutine goes back to its queue.
@@ -147,7 +166,7 @@ func (r *Request) Wait() (Status, error) {
 	if r == nil {
 		return Status{}, nil
 	}
-	if !r.fin.Load() {
+	if !r.isDone() {
 		r.w.waiters.Add(1)
 		if !r.w.pollWait(r) {
 			r.park()
@@ -161,13 +180,18 @@ func (r *Request) Wait() (Status, error) {
 func (r *Request) doneChan() chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.done == nil {
-		r.done = make(chan struct{})
-		if r.fin.Load() {
-			close(r.done)
-		}
+	switch r.state.Load() {
+	case reqDone:
+		return closed
+	case reqWatched:
+		return r.done
 	}
-	return r.done
+	r.done = make(chan struct{})
+	// release: r.done above happen-before complete's load of reqWatched.
+	if r.state.CompareAndSwap(reqPending, reqWatched) {
+		return r.done
+	}
+	return closed // completed meanwhile
 }
 
 // park blocks until r completes, enforcing the world's watchdog.
@@ -205,8 +229,7 @@ func (w *world) pollWait(r *Request) bool {
 	var start time.Time
 	done := false
 	for i := 1; ; i++ {
-		// acquire: complete sets fin after status and err.
-		if r.fin.Load() {
+		if r.isDone() {
 			done = true
 			break
 		}
@@ -250,8 +273,7 @@ func (r *Request) Test() (bool, Status, error) {
 	if r == nil {
 		return true, Status{}, nil
 	}
-	// acquire: see complete.
-	if r.fin.Load() {
+	if r.isDone() {
 		return true, r.status, r.c.opErr(r.op, r.peer, r.err)
 	}
 	return false, Status{}, nil

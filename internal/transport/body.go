@@ -1,6 +1,11 @@
 package transport
 
-import "errors"
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/gorun-hpc/gorun/internal/wire"
+)
 
 // A Stream is the receive side of a byte-stream transport (a socket, a
 // ring) as StreamBody reads a payload from it.
@@ -143,3 +148,26 @@ func (b *StreamBody) Bytes() ([]byte, error) {
 	b.got = p
 	return p, nil
 }
+
+// Goodbye applies the goodbye rules of a byte-stream transport to h, the
+// header of an arriving frame: nothing may follow the peer's goodbye, and a
+// goodbye carries no payload. It reports whether h is the goodbye, which it
+// records in seen.
+func Goodbye(h wire.Header, seen *atomic.Bool) (bool, error) {
+	if seen.Load() {
+		return false, errAfterBye
+	}
+	if h.Kind != wire.KindBye {
+		return false, nil
+	}
+	if h.Len != 0 {
+		return false, errByePayload
+	}
+	seen.Store(true)
+	return true, nil
+}
+
+var (
+	errAfterBye   = errors.New("frame after goodbye")
+	errByePayload = errors.New("goodbye with a payload")
+)

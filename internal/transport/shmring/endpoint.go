@@ -35,8 +35,6 @@ const (
 var (
 	errNoBye       = errors.New("channel closed without goodbye")
 	errTruncated   = errors.New("channel closed mid-frame")
-	errAfterBye    = errors.New("frame after goodbye")
-	errByePayload  = errors.New("goodbye with a payload")
 	errHandlerFail = errors.New("handler failed")
 	errLinger      = errors.New("timed out waiting for ring space")
 	errKilled      = errors.New("transport closed")
@@ -500,10 +498,7 @@ func (e *endpoint) frame() error {
 	var hb [ringPrefix + wire.HeaderSize]byte
 	if err := rd.read(hb[:]); err != nil {
 		if err == io.EOF {
-			if e.peerBye.Load() {
-				return errAfterBye
-			}
-			return errNoBye
+			err = errTruncated // some of it was readable
 		}
 		return err
 	}
@@ -515,15 +510,8 @@ func (e *endpoint) frame() error {
 	if err != nil {
 		return err
 	}
-	if e.peerBye.Load() {
-		return errAfterBye
-	}
-	if h.Kind == wire.KindBye {
-		if h.Len != 0 {
-			return errByePayload
-		}
-		e.peerBye.Store(true)
-		return nil
+	if bye, err := transport.Goodbye(h, &e.peerBye); bye || err != nil {
+		return err
 	}
 	b.Start(int(h.Len))
 	if herr := e.h.HandleFrame(e.peer, h, b); herr != nil {

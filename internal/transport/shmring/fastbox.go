@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/gorun-hpc/gorun/internal/transport"
 	"github.com/gorun-hpc/gorun/internal/wire"
 )
 
@@ -109,16 +110,12 @@ func (e *endpoint) fastFrame() error {
 	if int(h.Len) > fastMax {
 		return fmt.Errorf("fast slot holds a payload of %d bytes", h.Len)
 	}
-	if e.peerBye.Load() {
-		return errAfterBye
-	}
 	rd.next++
-	if h.Kind == wire.KindBye {
-		if h.Len != 0 {
-			return errByePayload
-		}
-		e.peerBye.Store(true)
-	} else {
+	bye, err := transport.Goodbye(h, &e.peerBye)
+	if err != nil {
+		return err
+	}
+	if !bye {
 		e.fbody = b[wire.HeaderSize : wire.HeaderSize+int(h.Len)]
 		herr := e.h.HandleFrame(e.peer, h, &e.fbody)
 		e.fbody = nil

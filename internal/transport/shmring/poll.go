@@ -15,40 +15,41 @@ import (
 // token (endpoint.tok), the receive goroutine or a caller inside Poll. The
 // token carries the reader state (endpoint.rd) from one holder to the next.
 //
-// While any caller polls, and for pollLinger after the last one returned
-// with its result, the receive goroutines stand aside: they nap in the Go
-// scheduler with rxSleep clear, so producers never pay a wake-up, and
-// a message costs the receiving side one load of the tail plus the copy.
-// A caller that gives up polling to park says so (EndPoll(true)), which
-// rings every doorbell so the receive goroutines take over at once. When
-// nobody polls, frames are still handled within pollLinger+pollNap by the
-// receive goroutine, so a rank that computes keeps making progress.
-const (
-	// pollLinger is how long after the last poll the receive goroutines
-	// keep standing aside. A rank that alternates Send and Recv polls again
-	// within microseconds, so the hand-back never happens in a ping-pong.
-	pollLinger = time.Millisecond
+// While any caller polls, and until a whole nap passed without one, the
+// receive goroutines stand aside: they nap in the Go scheduler with rxSleep
+// clear, so producers never pay a wake-up, and a message costs the
+// receiving side one load of the tail plus the copy. A caller that gives up
+// polling to park says so (EndPoll(true)), which kicks every receive
+// goroutine so it takes over at once. When nobody polls, frames are still
+// handled within two naps by the receive goroutine, so a rank that computes
+// keeps making progress.
 
-	// pollNap bounds one nap of a receive goroutine that stands aside.
-	pollNap = time.Millisecond
-)
+// pollNap is one nap of a receive goroutine that stands aside. A rank
+// that alternates Send and Recv polls again within microseconds, so the
+// hand-back never happens in a ping-pong.
+const pollNap = time.Millisecond
+
+// The polls word of a Transport: the number of callers between BeginPoll and
+// EndPoll in the low 32 bits, and in the high 32 bits a generation that
+// every EndPoll(false) advances, so a receive goroutine can tell whether
+// anyone polled during its nap. One atomic add per call.
+const pollGen = 1 << 32
 
 // BeginPoll implements transport.Poller.
 func (t *Transport) BeginPoll() {
-	// seq-cst: a receive goroutine that loads polling after this sees the
+	// seq-cst: a receive goroutine that loads polls after this sees the
 	// caller and stands aside; one that loaded it before holds the token
 	// at most until its ring is drained.
-	t.polling.Add(1)
+	t.polls.Add(1)
 }
 
 // EndPoll implements transport.Poller.
 func (t *Transport) EndPoll(sleeping bool) {
-	if sleeping {
-		t.pollEnd.Store(0) // seq-cst; no linger: hand back now
-	} else {
-		t.pollEnd.Store(t.now()) // seq-cst
+	if !sleeping {
+		t.polls.Add(pollGen - 1) // seq-cst: one caller less, one generation more
+		return
 	}
-	if t.polling.Add(-1) == 0 && sleeping {
+	if uint32(t.polls.Add(^uint64(0))) == 0 { // seq-cst: one caller less
 		for _, e := range t.polled() {
 			e.kick(true, false)
 		}
@@ -73,17 +74,15 @@ func (t *Transport) polled() []*endpoint {
 	return nil
 }
 
-// now is the monotonic time since the transport was made, in nanoseconds
-// (never 0 after the first microsecond).
-func (t *Transport) now() int64 { return int64(time.Since(t.epoch)) + 1 }
-
-// callersPoll reports whether receive goroutines should stand aside.
-func (t *Transport) callersPoll() bool {
-	if t.polling.Load() > 0 { // seq-cst, see BeginPoll
-		return true
-	}
-	end := t.pollEnd.Load() // seq-cst
-	return end != 0 && t.now()-end < int64(pollLinger)
+// callersPoll reports whether a receive goroutine should stand aside: a
+// caller polls now, or one polled during the nap the goroutine just took
+// (napped; seen is the polls word it saw before it) and nobody kicked it
+// awake to take over.
+func (t *Transport) callersPoll(seen *uint64, napped, kicked bool) bool {
+	w := t.polls.Load() // seq-cst, see BeginPoll
+	recent := uint32(w) > 0 || (napped && !kicked && w>>32 != *seen>>32)
+	*seen = w
+	return recent
 }
 
 // poll handles the frames readable on e now, on the calling goroutine,
@@ -125,8 +124,12 @@ func (e *endpoint) turn() error {
 			nap.Stop()
 		}
 	}()
+	var seen uint64
+	napped, kicked := false, false
 	for {
-		if e.t.callersPoll() && !e.t.life.Killed.Load() && !e.gone.Load() && !e.closing.Load() {
+		stand := e.t.callersPoll(&seen, napped, kicked)
+		napped, kicked = false, false
+		if stand && !e.t.life.Killed.Load() && !e.gone.Load() && !e.closing.Load() {
 			// Stand aside, parked in the Go scheduler rather than in a
 			// futex, which would keep this goroutine's P (and with
 			// GOMAXPROCS=1 the polling caller) off the CPU until sysmon
@@ -137,8 +140,10 @@ func (e *endpoint) turn() error {
 			} else {
 				nap.Reset(pollNap)
 			}
+			napped = true
 			select {
 			case <-e.napC:
+				kicked = true
 			case <-nap.C:
 			}
 			continue

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net"
 	"sync/atomic"
-	"time"
 
 	"github.com/gorun-hpc/gorun/internal/transport"
 )
@@ -75,9 +74,7 @@ type Transport struct {
 	life transport.Life[*endpoint] // Connect, receive goroutines, Close
 
 	// Caller polling (poll.go).
-	epoch   time.Time
-	polling atomic.Int32                // callers between BeginPoll and EndPoll
-	pollEnd atomic.Int64                // now() of the last EndPoll(false), 0 after EndPoll(true)
+	polls   atomic.Uint64               // callers polling, and a generation (pollGen)
 	pollEps atomic.Pointer[[]*endpoint] // set once by Connect
 }
 
@@ -105,7 +102,7 @@ func Listen(cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shmring: rank %d: listen on %s: %w", cfg.Self, name, err)
 	}
-	t := &Transport{cfg: cfg, log: cfg.Logger, ln: ln, addr: name, epoch: time.Now()}
+	t := &Transport{cfg: cfg, log: cfg.Logger, ln: ln, addr: name}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
 	}

@@ -172,16 +172,17 @@ func TestManyFramesOneWay(t *testing.T) {
 }
 
 // TestFastBoxOrder: a stream that mixes fast-box frames (payload up to
-// fastMax) with ring frames keeps its order and bytes, also when a slow
-// consumer fills the fast box (small frames then go by the ring) and the
-// ring is small enough that frames are written in pieces.
+// fastMax) with ring frames keeps its order and bytes, also when the fast
+// box is full (small frames then go by the ring) and the ring is small
+// enough that frames are written in pieces.
 func TestFastBoxOrder(t *testing.T) {
 	const frames = 200000
 	rng := rand.New(rand.NewPCG(11, 12))
 	sizes := make([]int, frames)
+	const held = 100 // the first frames are small and wait for the consumer
 	for i := range sizes {
 		switch k := rng.IntN(10); {
-		case k < 7:
+		case i < held || k < 7:
 			sizes[i] = rng.IntN(fastMax + 1)
 		case k < 9:
 			sizes[i] = fastMax + 1 + rng.IntN(200)
@@ -196,11 +197,15 @@ func TestFastBoxOrder(t *testing.T) {
 	next := 0
 	bad := make(chan string, 1)
 	all := make(chan struct{})
+	// The consumer takes nothing until the first held frames were sent:
+	// more than the fast box holds, fewer than box and ring together, so
+	// some of them must go by the ring.
+	release := make(chan struct{})
 	h1 := &funcHandler{frame: func(from int, h wire.Header, b transport.Body) error {
 		i := next
 		next++
-		if i%5000 == 0 {
-			time.Sleep(time.Millisecond) // let the fast box fill
+		if i == 0 {
+			<-release
 		}
 		p := make([]byte, b.Len())
 		err := b.ReadInto(p)
@@ -220,7 +225,17 @@ func TestFastBoxOrder(t *testing.T) {
 	defer t0.Close()
 	defer t1.Close()
 	go func() {
+		defer func() {
+			select {
+			case <-release:
+			default:
+				close(release)
+			}
+		}()
 		for i, n := range sizes {
+			if i == held {
+				close(release)
+			}
 			off := (i * 7) % 10000
 			pl := src[off : off+n]
 			if err := e0.Send(wire.Header{Kind: wire.KindEager, Tag: int32(i), Arg0: uint64(crc32.ChecksumIEEE(pl))}, pl); err != nil {

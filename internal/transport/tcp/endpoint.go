@@ -259,8 +259,6 @@ func streamErr(err error) error {
 var (
 	errNoBye       = errors.New("connection closed without goodbye")
 	errTruncated   = errors.New("connection closed mid-frame")
-	errAfterBye    = errors.New("frame after goodbye")
-	errByePayload  = errors.New("goodbye with a payload")
 	errHandlerFail = errors.New("handler failed")
 )
 
@@ -286,14 +284,9 @@ func (e *endpoint) receiveLoop() error {
 			return err
 		}
 		rd.r += wire.HeaderSize
-		if e.peerBye.Load() {
-			return errAfterBye
-		}
-		if h.Kind == wire.KindBye {
-			if h.Len != 0 {
-				return errByePayload
-			}
-			e.peerBye.Store(true)
+		if bye, err := transport.Goodbye(h, &e.peerBye); err != nil {
+			return err
+		} else if bye {
 			continue
 		}
 		b.Start(int(h.Len))

@@ -99,12 +99,7 @@ func testPollOrder(t *testing.T, mk MakePollPair) {
 		}
 		return nil
 	}
-	var p1 transport.Poller
-	r.startWith(func() (transport.Endpoint, transport.Endpoint, func()) {
-		e0, e1, p := mk(t, r.h0, r.h1)
-		p1 = p
-		return e0, e1, nil
-	})
+	p1 := r.startPolled(mk)
 	stop := make(chan struct{})
 	polled := Poll(p1, 3, 7, stop)
 	sent := done(func() {
@@ -132,12 +127,7 @@ func testPollThenIdle(t *testing.T, mk MakePollPair) {
 		got <- struct{}{}
 		return nil
 	}
-	var p1 transport.Poller
-	r.startWith(func() (transport.Endpoint, transport.Endpoint, func()) {
-		e0, e1, p := mk(t, r.h0, r.h1)
-		p1 = p
-		return e0, e1, nil
-	})
+	p1 := r.startPolled(mk)
 	p1.BeginPoll()
 	if r.send(r.e0, wire.Header{Kind: wire.KindEager}, []byte("polled")) {
 		deadline := time.Now().Add(Timeout)
@@ -150,6 +140,18 @@ func testPollThenIdle(t *testing.T, mk MakePollPair) {
 	if r.send(r.e0, wire.Header{Kind: wire.KindEager}, []byte("idle")) {
 		r.wait(drained(got, 1), "the frame sent after polling stopped")
 	}
+}
+
+// startPolled is start for a MakePollPair; it returns rank 1's Poller.
+func (r *rig) startPolled(mk MakePollPair) transport.Poller {
+	r.t.Helper()
+	var p1 transport.Poller
+	r.startWith(func() (transport.Endpoint, transport.Endpoint, func()) {
+		e0, e1, p := mk(r.t, r.h0, r.h1)
+		p1 = p
+		return e0, e1, nil
+	})
+	return p1
 }
 
 // drained returns a channel closed once n values were taken from c.
