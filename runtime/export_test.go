@@ -1,6 +1,10 @@
 package runtime
 
-import "fmt"
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
 
 // TransportTo names the transport that carries c's messages to rank r:
 // "inproc", "tcp" or "shmring" (the package of the endpoint's type).
@@ -12,4 +16,14 @@ func TransportTo(c *Comm, r int) string {
 		}
 	}
 	return t
+}
+
+// SingleCopies is how many rendezvous messages this process received by
+// single copy (cma.go).
+func SingleCopies() int64 { return cmaCopies.Load() }
+
+// RefuseSingleCopy makes every single copy of this process fail as a
+// kernel that forbids process_vm_readv would.
+func RefuseSingleCopy() {
+	cmaCopy = func(int, []byte, uint64) error { return fmt.Errorf("process_vm_readv: %w", unix.EPERM) }
 }

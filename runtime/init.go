@@ -20,8 +20,11 @@ import (
 // new(Config).Init(ctx).
 type Config struct {
 	// Transports restricts the transports the world may use, by name:
-	// "self", "tcp" (and "shm" once it exists). Nil allows all. The
-	// GORUN_TRANSPORTS variable set by gorun --transports restricts further.
+	// "self", "tcp", "shm". Nil allows all of them. "cma" is never on by
+	// default: named here, it lets rendezvous messages between ranks of a
+	// node be copied once, straight out of the sender's memory, with
+	// process_vm_readv (cma.go). The GORUN_TRANSPORTS variable set by
+	// gorun --transports takes the place of this list.
 	Transports []string
 
 	// EagerLimit is the largest message, in bytes, sent in one frame
@@ -78,7 +81,7 @@ func (cfg *Config) validate() error {
 	return nil
 }
 
-var knownTransports = []string{"self", "tcp", "shm"}
+var knownTransports = []string{"self", "tcp", "shm", "cma"}
 
 // Init joins the job this process was started in and returns its world
 // communicator. It is Config{}.Init(ctx).

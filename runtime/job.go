@@ -112,6 +112,10 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env) (c *Comm, er
 		case i == env.Rank:
 		case p.Node == env.Node && p.Shm != "" && me.Shm != "":
 			shmAddrs[i] = p.Shm
+			w.pids[i] = p.PID
+			// Single copy only when asked for by name: measured on
+			// this VM it is slower than the ring (docs/performance.md).
+			w.cma[i].Store(slices.Contains(allowed, "cma"))
 		case p.Addr != "" && me.Addr != "":
 			tcpAddrs[i] = p.Addr
 		default:

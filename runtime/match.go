@@ -35,6 +35,7 @@ type inMsg struct {
 	rts      bool
 	size     int    // bytes
 	sreq     uint64 // rts: the sender's request id
+	addr     uint64 // rts: the data's address in the sender, for single copy (cma.go), or 0
 }
 
 type matchQueue struct {
@@ -103,7 +104,7 @@ func (w *world) HandleFrame(from int, h wire.Header, body transport.Body) error 
 	case wire.KindEager:
 		return w.onEager(from, h, body)
 	case wire.KindRTS:
-		return w.onRTS(from, h)
+		return w.onRTS(from, h, body)
 	case wire.KindCTS:
 		return w.onCTS(from, h)
 	case wire.KindData:
@@ -172,8 +173,19 @@ func (r *Request) fillEager(src, tag int, body transport.Body) error {
 	return nil
 }
 
-func (w *world) onRTS(from int, h wire.Header) error {
+func (w *world) onRTS(from int, h wire.Header, body transport.Body) error {
 	src, tag := int(h.Src), int(h.Tag)
+	var payload []byte
+	if body.Len() > 0 {
+		var err error
+		if payload, err = body.Bytes(); err != nil {
+			return err
+		}
+	}
+	addr, err := rtsAddr(h, payload)
+	if err != nil {
+		return fmt.Errorf("%w from world rank %d", err, from)
+	}
 	w.mu.Lock()
 	if w.failure != nil {
 		w.mu.Unlock()
@@ -182,13 +194,16 @@ func (w *world) onRTS(from int, h wire.Header) error {
 	q := w.queue(h.Context)
 	r := q.takePosted(src, tag)
 	if r == nil {
-		probes := q.addUnexp(&inMsg{src: src, tag: tag, from: from, rts: true, size: int(h.Arg1), sreq: h.Arg0})
+		probes := q.addUnexp(&inMsg{src: src, tag: tag, from: from, rts: true, size: int(h.Arg1), sreq: h.Arg0, addr: addr})
 		w.mu.Unlock()
 		completeAll(probes)
 		return nil
 	}
-	cts, fail := w.acceptRTSLocked(r, from, src, tag, int(h.Arg1), h.Arg0)
+	cts, fail, single := w.acceptRTSLocked(r, from, src, tag, int(h.Arg1), h.Arg0, addr)
 	w.mu.Unlock()
+	if single {
+		return w.singleCopy(r, from, addr, cts, func(h wire.Header) error { w.sendAsync(from, h, nil); return nil })
+	}
 	w.sendAsync(from, cts, nil)
 	if fail != nil {
 		r.complete(fail)
@@ -199,18 +214,23 @@ func (w *world) onRTS(from int, h wire.Header) error {
 // acceptRTSLocked matches the receive r with an announced rendezvous message
 // and returns the CTS to send (declining when the message does not fit,
 // which completes r with ErrTruncated). Callers hold w.mu.
-func (w *world) acceptRTSLocked(r *Request, from, src, tag, size int, sreq uint64) (wire.Header, error) {
+func (w *world) acceptRTSLocked(r *Request, from, src, tag, size int, sreq, addr uint64) (cts wire.Header, fail error, single bool) {
 	r.status = Status{Source: src, Tag: tag, Bytes: size}
-	cts := wire.Header{Kind: wire.KindCTS, Arg0: sreq}
+	cts = wire.Header{Kind: wire.KindCTS, Arg0: sreq}
 	if size > len(r.buf) {
 		cts.Flags = wire.FlagDecline
-		return cts, &truncError{got: size, room: len(r.buf)}
+		return cts, &truncError{got: size, room: len(r.buf)}, false
+	}
+	if addr != 0 && w.cma[from].Load() {
+		// The caller copies the data itself (singleCopy), outside w.mu.
+		cts.Flags = wire.FlagCMA
+		return cts, nil, true
 	}
 	r.id = w.newID()
 	r.size = size
 	w.recvs[r.id] = r
 	cts.Arg1 = r.id
-	return cts, nil
+	return cts, nil, false
 }
 
 func (w *world) onCTS(from int, h wire.Header) error {
@@ -225,9 +245,10 @@ func (w *world) onCTS(from int, h wire.Header) error {
 		}
 		return fmt.Errorf("CTS for unknown send request %d from world rank %d", h.Arg0, from)
 	}
-	if h.Flags&wire.FlagDecline != 0 {
+	if h.Flags&(wire.FlagDecline|wire.FlagCMA) != 0 {
 		// The receiver could not take it and reports the truncation on its
-		// side; MPI completes the send normally.
+		// side (MPI completes the send normally), or it copied the data
+		// out of our buffer itself (cma.go).
 		s.complete(nil)
 		return nil
 	}

@@ -147,7 +147,9 @@ func (c *Comm) isend(ctx uint32, b []byte, dest int, tag int32, esize int, op st
 	w.sends[r.id] = r
 	w.mu.Unlock()
 	h := wire.Header{Kind: wire.KindRTS, Context: ctx, Src: int32(c.rank), Tag: tag, Arg0: r.id, Arg1: uint64(len(b))}
-	if err := w.send(r.to, h, nil); err != nil {
+	payload, flags := w.rtsPayload(r.to, b)
+	h.Flags |= flags
+	if err := w.send(r.to, h, payload); err != nil {
 		w.mu.Lock()
 		delete(w.sends, r.id)
 		w.mu.Unlock()
@@ -189,8 +191,15 @@ func (c *Comm) irecv(ctx uint32, b []byte, src, tag, esize int, op string, poole
 		_ = r.fillEager(m.src, m.tag, transport.BytesBody(m.data))
 		return r, nil
 	}
-	cts, fail := w.acceptRTSLocked(r, m.from, m.src, m.tag, m.size, m.sreq)
+	cts, fail, single := w.acceptRTSLocked(r, m.from, m.src, m.tag, m.size, m.sreq, m.addr)
 	w.mu.Unlock()
+	if single {
+		err := w.singleCopy(r, m.from, m.addr, cts, func(h wire.Header) error { return w.send(m.from, h, nil) })
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
 	if err := w.send(m.from, cts, nil); err != nil {
 		return nil, err
 	}

@@ -29,6 +29,11 @@ type world struct {
 	// sockets instead of parking while it is non-zero.
 	waiters atomic.Int32
 
+	// pids and cma serve single copy (cma.go): each world rank's process
+	// id, and whether single copy to it is on.
+	pids []int
+	cma  []atomic.Bool
+
 	// pollers are the transports a waiting caller polls itself before it
 	// parks (see pollWait); set before the world is used.
 	pollers []transport.Poller
@@ -54,6 +59,8 @@ func newWorld(rank, size int, nodes []string, cfg *Config) *world {
 		size:    size,
 		nodes:   nodes,
 		eps:     make([]transport.Endpoint, size),
+		pids:    make([]int, size),
+		cma:     make([]atomic.Bool, size),
 		eager:   cfg.eagerLimit(),
 		timeout: cfg.Timeout,
 		log:     cfg.logger(),

@@ -46,6 +46,10 @@ const (
 // Flags.
 const (
 	FlagDecline uint8 = 1 << 0 // on KindCTS: the receiver will not take the data (truncation)
+	// FlagCMA on KindRTS: the payload is the 8-byte address of the data in
+	// the sender, which the receiver (on the same node) may copy itself;
+	// on KindCTS: the receiver did, and no Data frame follows.
+	FlagCMA uint8 = 1 << 1
 )
 
 func (k Kind) String() string {

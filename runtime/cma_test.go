@@ -1,0 +1,102 @@
+package runtime_test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/gorun-hpc/gorun/runtime"
+	"github.com/gorun-hpc/gorun/runtime/ranktest"
+)
+
+func init() {
+	ranktest.Register("large", large)
+}
+
+// large exchanges rendezvous messages between every pair of ranks, with
+// the receive posted before and after the message arrives, checks every
+// element, and reports how many arrived by single copy. With
+// GORUN_TEST_REFUSE_CMA set, every single copy fails as a kernel that
+// forbids process_vm_readv would.
+func large(c *runtime.Comm) error {
+	if os.Getenv("GORUN_TEST_REFUSE_CMA") != "" {
+		runtime.RefuseSingleCopy()
+	}
+	n, r := c.Size(), c.Rank()
+	for _, m := range []int{100_000, 3_000_000} {
+		for d := 1; d < n; d++ {
+			to, from := (r+d)%n, (r-d+n)%n
+			out := make([]int32, m)
+			for i := range out {
+				out[i] = int32(r*7 + i)
+			}
+			in := make([]int32, m)
+			// Even rounds post the receive first; odd ones let the RTS
+			// arrive unexpected.
+			var rq *runtime.Request
+			var err error
+			if d%2 == 0 {
+				if rq, err = runtime.Irecv(c, in, from, m); err != nil {
+					return err
+				}
+			}
+			sq, err := runtime.Isend(c, out, to, m)
+			if err != nil {
+				return err
+			}
+			if d%2 == 1 {
+				if err := c.Barrier(); err != nil {
+					return err
+				}
+				if rq, err = runtime.Irecv(c, in, from, m); err != nil {
+					return err
+				}
+			}
+			if err := runtime.Waitall(rq, sq); err != nil {
+				return err
+			}
+			for i, v := range in {
+				if v != int32(from*7+i) {
+					return fmt.Errorf("%d elements from rank %d: element %d = %d", m, from, i, v)
+				}
+			}
+		}
+	}
+	fmt.Printf("rank %d: %d single copies\n", r, runtime.SingleCopies())
+	return nil
+}
+
+// TestSingleCopy: with "cma" among the transports, rendezvous messages
+// between ranks of one node are copied straight from the sender's buffer;
+// by default, across nodes, or when the kernel refuses, they come through
+// the ring or the socket; the data is right in every case.
+func TestSingleCopy(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cfg    ranktest.SpawnConfig
+		single bool
+	}{
+		{"on", ranktest.SpawnConfig{Transports: "self,shm,cma"}, true},
+		{"refused", ranktest.SpawnConfig{Transports: "self,shm,cma", Env: []string{"GORUN_TEST_REFUSE_CMA=1"}}, false},
+		{"default", ranktest.SpawnConfig{}, false},
+		{"tcp", ranktest.SpawnConfig{Nodes: 3, Transports: "self,tcp,cma"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := tc.cfg.Spawn(t, 3, "large")
+			for r := range 3 {
+				var copies int
+				line := fmt.Sprintf("rank %d: ", r)
+				i := strings.Index(out, line)
+				if i < 0 {
+					t.Fatalf("no report from rank %d:\n%s", r, out)
+				}
+				fmt.Sscanf(out[i+len(line):], "%d", &copies)
+				// 2 sizes × 2 peers.
+				if tc.single && copies != 4 || !tc.single && copies != 0 {
+					t.Errorf("rank %d: %d single copies, want %v:\n%s", r, copies, map[bool]int{true: 4, false: 0}[tc.single], out)
+				}
+			}
+		})
+	}
+}
