@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	goruntime "runtime"
 	"runtime/pprof"
 	"strconv"
 
@@ -39,7 +38,7 @@ type Bench struct {
 	count []int64 // the broadcast iteration count
 }
 
-// Start parses the flags (-rows, -pin, -cpuprofile), joins the world and returns
+// Start parses the flags (-rows, -cpuprofile), joins the world and returns
 // the benchmark. name is the program's name for messages, title the OSU
 // title ("Latency Test"). If needTwo is set and the world does not have
 // exactly 2 ranks, Start prints why and exits with status 2, like the C
@@ -47,7 +46,6 @@ type Bench struct {
 func Start(name, title string, needTwo bool) *Bench {
 	rows := flag.Bool("rows", false, "print bench<TAB>bytes<TAB>value<TAB>unit rows (../shared/bench/run.sh format) instead of the OSU table")
 	prof := flag.String("cpuprofile", "", "write a CPU profile of the timed run to `FILE`.RANK")
-	pinned := flag.Bool("pin", false, "bind every thread of rank r to CPU r mod NumCPU, like mpirun --bind-to core (gorun --bind-to core does the same)")
 	flag.Parse()
 	world, err := runtime.Init(context.Background())
 	if err != nil {
@@ -61,9 +59,6 @@ func Start(name, title string, needTwo bool) *Bench {
 		}
 		_ = world.Close()
 		os.Exit(2)
-	}
-	if *pinned {
-		b.Check(pin(world.Rank() % goruntime.NumCPU()))
 	}
 	if *prof != "" {
 		f, err := os.Create(*prof + "." + strconv.Itoa(world.Rank()))
