@@ -70,9 +70,13 @@ func (e *endpoint) putFastLocked(f uint64, h wire.Header, payload []byte) bool {
 			return false
 		}
 	}
-	b := r.slot(e.fastN)
-	h.Encode(b[:wire.HeaderSize])
-	copy(b[wire.HeaderSize:], payload)
+	// Build the slot on the stack and copy it in one go: the consumer polls
+	// this line, and every store that finds the line taken back costs
+	// another transfer.
+	var tmp [slotSize - 8]byte
+	h.Encode(tmp[:wire.HeaderSize])
+	copy(tmp[wire.HeaderSize:], payload)
+	copy(r.slot(e.fastN), tmp[:])
 	// release (seq-cst) store: the slot's bytes above happen-before the
 	// consumer's acquire load that sees this seq.
 	atomic.StoreUint64(r.seqWord(e.fastN), f+1)
