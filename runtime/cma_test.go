@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -98,5 +99,48 @@ func TestSingleCopy(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func init() {
+	ranktest.Register("node-counts", nodeCounts)
+}
+
+// nodeCounts: an Allreduce whose ranks pass different counts returns the
+// same error on every rank, and the communicator goes on working.
+func nodeCounts(c *runtime.Comm) error {
+	in := make([]float64, 1+c.Rank()%2)
+	out := make([]float64, len(in))
+	err := runtime.Allreduce(c, in, out, runtime.Sum)
+	if !errors.Is(err, runtime.ErrInvalid) {
+		return fmt.Errorf("Allreduce with mismatched counts: %v, want ErrInvalid", err)
+	}
+	fmt.Printf("rank %d: %v\n", c.Rank(), errors.Unwrap(err))
+	sum := []int{0}
+	if err := runtime.Allreduce(c, []int{c.Rank()}, sum, runtime.Sum); err != nil {
+		return err
+	}
+	if want := c.Size() * (c.Size() - 1) / 2; sum[0] != want {
+		return fmt.Errorf("Allreduce after the error = %d, want %d", sum[0], want)
+	}
+	return c.Barrier()
+}
+
+// TestNodeCollectiveCounts runs nodeCounts on one node, where Barrier and
+// Allreduce go through a shared segment.
+func TestNodeCollectiveCounts(t *testing.T) {
+	out := ranktest.Spawn(t, 3, "node-counts")
+	var msgs []string
+	for r := range 3 {
+		line := fmt.Sprintf("rank %d: ", r)
+		i := strings.Index(out, line)
+		if i < 0 {
+			t.Fatalf("no report from rank %d:\n%s", r, out)
+		}
+		msg, _, _ := strings.Cut(out[i+len(line):], "\n")
+		msgs = append(msgs, msg)
+	}
+	if msgs[0] != msgs[1] || msgs[1] != msgs[2] || !strings.Contains(msgs[0], "different counts") {
+		t.Fatalf("the ranks report different errors, or not the counts:\n%s", out)
 	}
 }

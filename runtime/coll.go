@@ -148,6 +148,10 @@ func barrier(c *Comm) error {
 	if err != nil {
 		return err
 	}
+	if nc := c.nodeColl(); nc != nil {
+		_, err := nc.arrive(c, nil, 0)
+		return err
+	}
 	n, r := c.size, c.rank
 	for d := 1; d < n; d <<= 1 {
 		if err := k.sendrecv((r+d)%n, nil, (r-d+n)%n, nil); err != nil {

@@ -40,7 +40,11 @@ type Comm struct {
 	// seq numbers the collective calls on c; every rank calls collectives
 	// in the same order, so equal seq means the same call everywhere.
 	seq     uint32
-	scratch []uint64    // collectives' temporary space (elem.go), used by one call at a time
+	scratch []uint64 // collectives' temporary space (elem.go), used by one call at a time
+	kernel  struct { // the last reduction kernel used on c (commKernel)
+		key kernelKey
+		f   any
+	}
 	closing atomic.Bool // Close has started
 	closed  atomic.Bool // calls return ErrClosed
 	world   bool
@@ -50,7 +54,20 @@ type Comm struct {
 	// on the first such call and closed by Close (hier.go).
 	hierPlan uint8
 	hier     *hier
+
+	// ncState says whether Barrier and Allreduce go through a segment
+	// shared by c's ranks (nodecoll.go), and nc is that segment, set up on
+	// the first such call.
+	ncState uint8
+	nc      *nodeColl
 }
+
+// ncState values.
+const (
+	ncUnknown uint8 = iota
+	ncNone
+	ncReady
+)
 
 // Undefined is the color that leaves a rank out of every group in Split.
 const Undefined = -1

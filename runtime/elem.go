@@ -62,3 +62,12 @@ func scratch[T Elem](c *Comm, n int) []T {
 	}
 	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(c.scratch))), n)
 }
+
+// fromBytes views b, whose length is a multiple of T's size and whose start
+// is aligned for T (callers pass 64-byte aligned shared memory), as []T.
+func fromBytes[T Elem](b []byte) []T {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/sizeOf[T]())
+}

@@ -129,6 +129,7 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env) (c *Comm, er
 		}
 		merge(w.eps, eps)
 		w.pollers = append(w.pollers, sr)
+		w.jobID, w.shmOK = env.JobID, true
 	}
 	if tr != nil {
 		eps, err := tr.Connect(ctx, tcpAddrs, w)

@@ -227,6 +227,24 @@ func checkOp[T Elem](op Op) (func(dst, src []T), error) {
 	return f, nil
 }
 
+// commKernel is checkOp with a one-entry cache on c (nil allowed): a loop
+// of reductions of one type and op skips even the sync.Map lookup. Only
+// collectives use it, and those run one at a time on c.
+func commKernel[T Elem](c *Comm, op Op) (func(dst, src []T), error) {
+	if c == nil {
+		return checkOp[T](op)
+	}
+	key := kernelKey{reflect.TypeFor[T](), op}
+	if c.kernel.key == key {
+		return c.kernel.f.(func(dst, src []T)), nil
+	}
+	f, err := checkOp[T](op)
+	if err == nil {
+		c.kernel.key, c.kernel.f = key, f
+	}
+	return f, err
+}
+
 // kernels caches the kernel of every (element type, op) used so far, so
 // a small reduction does not allocate its kernel on every call.
 var kernels sync.Map // kernelKey → func(dst, src []T)

@@ -92,7 +92,7 @@ func (k coll) bcast(b []byte, root int) error {
 // rank); a recv of the wrong length at root aborts the world; ErrAborted,
 // ErrClosed.
 func Reduce[T Elem](c *Comm, send, recv []T, op Op, root int) error {
-	f, err := checkOp[T](op)
+	f, err := commKernel[T](c, op)
 	if c == nil {
 		if err == nil {
 			err = checkSerialRoot(root)
@@ -159,11 +159,28 @@ func reduce[T Elem](k coll, send, recv []T, f func(dst, src []T), root int) erro
 // length (on every rank that passes one); lengths that differ between ranks
 // abort the world; ErrAborted, ErrClosed.
 func Allreduce[T Elem](c *Comm, send, recv []T, op Op) error {
+	return allreduce(c, send, recv, op, true)
+}
+
+// allreduceMsg is Allreduce with messages only.
+func allreduceMsg[T Elem](c *Comm, send, recv []T, op Op) error {
+	return allreduce(c, send, recv, op, false)
+}
+
+func allreduce[T Elem](c *Comm, send, recv []T, op Op, node bool) error {
 	k, f, done, err := startElementwise(c, "Allreduce", send, recv, op)
 	if done {
 		return err
 	}
 	copy(recv, send)
+	if node {
+		if nc := c.nodeColl(); nc != nil {
+			done, err := allreduceNode(c, nc, recv, f)
+			if done || err != nil {
+				return c.opErr("Allreduce", NoPeer, err)
+			}
+		}
+	}
 	if c.hierarchical() {
 		return c.opErr("Allreduce", NoPeer, hierAllreduce(c, recv, f))
 	}
@@ -180,7 +197,7 @@ func Allreduce[T Elem](c *Comm, send, recv []T, op Op) error {
 // the collective. done means there is nothing more to do; err is then the
 // call's result.
 func startElementwise[T Elem](c *Comm, name string, send, recv []T, op Op) (k coll, f func(dst, src []T), done bool, err error) {
-	f, err = checkOp[T](op)
+	f, err = commKernel[T](c, op)
 	if err == nil && len(recv) != len(send) {
 		err = errInvalid(fmt.Sprintf("recv has %d elements, want len(send) = %d", len(recv), len(send)))
 	}

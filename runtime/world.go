@@ -29,6 +29,11 @@ type world struct {
 	// sockets instead of parking while it is non-zero.
 	waiters atomic.Int32
 
+	// jobID names the job's shared segments ("" in a world of goroutine
+	// ranks); shmOK says ranks of one node may share memory.
+	jobID string
+	shmOK bool
+
 	// pids and cma serve single copy (cma.go): each world rank's process
 	// id, and whether single copy to it is on.
 	pids []int

@@ -39,14 +39,17 @@ func TestE2ERankFailure(t *testing.T) {
 		mode string
 		code int
 		says string // gorun's report names the failing rank and how
+		wait string // what the others wait in
 	}{
-		{"exit", 3, "rank 1"},
-		{"panic", 2, "deliberate panic"},
-		{"kill", 137, "SIGKILL"},
-		{"abort", 1, "deliberate abort"},
+		{"exit", 3, "rank 1", "recv"},
+		{"panic", 2, "deliberate panic", "recv"},
+		{"kill", 137, "SIGKILL", "recv"},
+		{"abort", 1, "deliberate abort", "recv"},
+		{"exit", 3, "rank 1", "barrier"},
+		{"kill", 137, "SIGKILL", "barrier"},
 	} {
-		t.Run(tc.mode, func(t *testing.T) {
-			code, out, errOut := runGorun(t, "", "-np", "3", "--grace", "20s", "rankfail", "-mode="+tc.mode, "-rank=1")
+		t.Run(tc.mode+"/"+tc.wait, func(t *testing.T) {
+			code, out, errOut := runGorun(t, "", "-np", "3", "--grace", "20s", "rankfail", "-mode="+tc.mode, "-rank=1", "-wait="+tc.wait)
 			if code != tc.code {
 				t.Fatalf("gorun exited %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out, errOut)
 			}

@@ -1,9 +1,10 @@
 // Command rankfail makes one rank fail while the others wait in a runtime
 // call, to test how gorun and the runtime end a job:
 //
-//	rankfail -mode exit|panic|kill|abort [-rank R]
+//	rankfail -mode exit|panic|kill|abort [-rank R] [-wait recv|barrier]
 //
-// The other ranks block in Recv from the failing rank, ignoring SIGTERM so
+// The other ranks block in Recv from the failing rank (or in a Barrier, which
+// on one node goes through a shared segment), ignoring SIGTERM so
 // that gorun's stop cannot overtake them (run gorun with a long --grace),
 // and print "rank R: <error>" when that call returns.
 package main
@@ -23,6 +24,7 @@ import (
 func main() {
 	mode := flag.String("mode", "exit", "how the failing rank fails: exit, panic, kill or abort")
 	bad := flag.Int("rank", 1, "the failing rank")
+	wait := flag.String("wait", "recv", "what the other ranks wait in: recv (from the failing rank) or barrier")
 	flag.Parse()
 	if os.Getenv("GORUN_RANK") != fmt.Sprint(*bad) {
 		signal.Ignore(syscall.SIGTERM)
@@ -40,7 +42,11 @@ func main() {
 		os.Exit(1)
 	}
 	if world.Rank() != *bad {
-		_, err := runtime.Recv(world, []int{0}, *bad, 0)
+		if *wait == "barrier" {
+			err = world.Barrier()
+		} else {
+			_, err = runtime.Recv(world, []int{0}, *bad, 0)
+		}
 		fmt.Printf("rank %d: %v\n", world.Rank(), err)
 		os.Exit(1)
 	}
