@@ -106,8 +106,9 @@ func init() {
 	ranktest.Register("node-counts", nodeCounts)
 }
 
-// nodeCounts: an Allreduce whose ranks pass different counts returns the
-// same error on every rank, and the communicator goes on working.
+// nodeCounts: an Allreduce or Bcast whose ranks pass different counts
+// returns the same error on every rank, and the communicator goes on
+// working.
 func nodeCounts(c *runtime.Comm) error {
 	in := make([]float64, 1+c.Rank()%2)
 	out := make([]float64, len(in))
@@ -116,6 +117,16 @@ func nodeCounts(c *runtime.Comm) error {
 		return fmt.Errorf("Allreduce with mismatched counts: %v, want ErrInvalid", err)
 	}
 	fmt.Printf("rank %d: %v\n", c.Rank(), errors.Unwrap(err))
+	if err := runtime.Bcast(c, make([]byte, 3+c.Rank()), 0); !errors.Is(err, runtime.ErrInvalid) {
+		return fmt.Errorf("Bcast with mismatched counts: %v, want ErrInvalid", err)
+	}
+	b := []byte("xxxxx")
+	if c.Rank() == 1 {
+		copy(b, "hello")
+	}
+	if err := runtime.Bcast(c, b, 1); err != nil || string(b) != "hello" {
+		return fmt.Errorf("Bcast after the error: %q, %v", b, err)
+	}
 	sum := []int{0}
 	if err := runtime.Allreduce(c, []int{c.Rank()}, sum, runtime.Sum); err != nil {
 		return err

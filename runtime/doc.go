@@ -60,8 +60,8 @@
 // shared memory it reads the rings itself (the receive goroutines stand
 // aside meanwhile, and take over within about 2 ms once nobody polls); on
 // TCP the receive goroutine polls the socket for it. On a communicator
-// whose ranks all share a node, Barrier and Allreduce go through a segment
-// the ranks map together, made on the first such call.
+// whose ranks all share a node, Barrier, Bcast and Allreduce go through a
+// segment the ranks map together, made on the first such call.
 //
 // # Errors
 //
@@ -77,8 +77,8 @@
 // without communication; an argument error only one rank can see (a
 // root's buffer too small, counts that differ between ranks) aborts the
 // world with a cause naming that rank, so no rank hangs. (On a one-node
-// communicator, Allreduce counts that differ are compared in shared memory
-// and returned as the same ErrInvalid on every rank instead.)
+// communicator, Bcast and Allreduce counts that differ are compared in
+// shared memory and returned as the same ErrInvalid on every rank instead.)
 //
 // # Not here (yet)
 //

@@ -10,7 +10,7 @@ import (
 	"github.com/gorun-hpc/gorun/shm"
 )
 
-// Barrier and small Allreduce through one shared segment, on a
+// Barrier, small Bcast and small Allreduce through one shared segment, on a
 // communicator whose ranks all run on one node.
 //
 // Messages cost each rank a send, a match and a poll per round. When every
@@ -286,6 +286,32 @@ func allreduceNode[T Elem](c *Comm, nc *nodeColl, acc []T, f func(dst, src []T))
 	copy(acc, fromBytes[T](nc.data(0, g, n)))
 	for r := 1; r < nc.n; r++ {
 		f(acc, fromBytes[T](nc.data(r, g, n)))
+	}
+	return true, nil
+}
+
+// bcastNode is Bcast through c's segment: the root's b (count elements)
+// reaches every rank. Like allreduceNode, every Bcast on c arrives here so
+// the ranks agree on the counts; a payload larger than a slot then goes on
+// with messages (done == false).
+func bcastNode(c *Comm, nc *nodeColl, b []byte, count, root int) (done bool, err error) {
+	small := len(b) <= ncSlot
+	var data []byte
+	if small && c.rank == root {
+		data = b
+	}
+	g, err := nc.arrive(c, data, count)
+	if err != nil {
+		return true, err
+	}
+	if err := nc.counts(g); err != nil {
+		return true, err
+	}
+	if !small {
+		return false, nil
+	}
+	if c.rank != root {
+		copy(b, nc.data(root, g, len(b)))
 	}
 	return true, nil
 }

@@ -31,6 +31,11 @@ func Bcast[T Elem](c *Comm, buf []T, root int) error {
 	if c.hierarchical() {
 		return c.opErr("Bcast", root, hierBcast(c, asBytes(buf), root))
 	}
+	if nc := c.nodeColl(); nc != nil {
+		if done, err := bcastNode(c, nc, asBytes(buf), len(buf), root); done || err != nil {
+			return c.opErr("Bcast", root, err)
+		}
+	}
 	return c.opErr("Bcast", root, k.bcast(asBytes(buf), root))
 }
 
