@@ -1,12 +1,8 @@
 package shmring
 
 import (
-	"io"
 	"runtime"
-	"sync/atomic"
 	"time"
-
-	"github.com/gorun-hpc/gorun/shm"
 )
 
 // Caller polling (transport.Poller).
@@ -117,7 +113,7 @@ func (e *endpoint) poll() bool {
 // the token. It returns holding the token, also with an error; io.EOF means
 // the peer is gone and the ring drained.
 func (e *endpoint) turn() error {
-	rd, r := &e.rd, e.in
+	rd := &e.rd
 	var nap *time.Timer
 	defer func() {
 		if nap != nil {
@@ -162,32 +158,19 @@ func (e *endpoint) turn() error {
 			return nil
 		}
 		if e.gone.Load() {
-			// One last look: everything the peer wrote before it closed
-			// the socket is published.
-			rd.tail = atomic.LoadUint64(r.tail) // acquire
-			if rd.ready() {
-				return nil
-			}
-			return io.EOF
+			return rd.lastLook(rd.ready)
 		}
 		// No spinning here: a caller that waits polls for itself
 		// (transport.Poller), and one that parked gave up on speed.
-		// Dekker with the producer (see publishLocked): increment
-		// rxSleep (seq-cst; a count, since the receive goroutine and a
-		// caller holding the token mid-frame may both sleep), then load
-		// doorbell and tail.
-		atomic.AddUint32(r.rxSleep, 1)
-		v := atomic.LoadUint32(r.doorbell)
-		rd.tail = atomic.LoadUint64(r.tail) // acquire
-		if rd.tail != rd.head || rd.fastReady() {
-			atomic.AddUint32(r.rxSleep, ^uint32(0))
+		if rd.doze(rd.ready, e.giveBack) {
 			return nil
 		}
-		rd.publishHead()
-		e.tok.Store(0) // release: a caller may read while we sleep
-		if !e.gone.Load() {
-			shm.Wait(r.doorbell, v, rxSleep)
-		}
-		atomic.AddUint32(r.rxSleep, ^uint32(0))
 	}
+}
+
+// giveBack returns the token before the receive goroutine sleeps, so a
+// caller may read meanwhile.
+func (e *endpoint) giveBack() {
+	e.rd.publishHead()
+	e.tok.Store(0) // release: hands rd to the next holder
 }

@@ -169,7 +169,7 @@ func (rd *reader) publishHead() {
 // wait waits until some bytes are readable. It returns io.EOF when the
 // peer is gone and the ring is drained.
 func (rd *reader) wait() error {
-	r, e := rd.r, rd.e
+	e := rd.e
 	rd.publishHead()
 	var start time.Time
 	for {
@@ -180,13 +180,7 @@ func (rd *reader) wait() error {
 			return nil
 		}
 		if e.gone.Load() {
-			// One last look: everything the peer wrote before it closed
-			// the socket is published.
-			rd.tail = atomic.LoadUint64(r.tail)
-			if rd.avail() > 0 {
-				return nil
-			}
-			return io.EOF
+			return rd.lastLook(rd.hasBytes)
 		}
 		if e.spin != nil && !e.closing.Load() && e.spin() {
 			if start.IsZero() {
@@ -197,21 +191,48 @@ func (rd *reader) wait() error {
 				continue
 			}
 		}
-		// Dekker with the producer (see publishLocked): increment
-		// rxSleep (seq-cst; a count, since the receive goroutine and a
-		// caller holding the token mid-frame may both sleep), then load
-		// doorbell and tail.
-		atomic.AddUint32(r.rxSleep, 1)
-		v := atomic.LoadUint32(r.doorbell)
-		rd.tail = atomic.LoadUint64(r.tail)
-		if rd.tail != rd.head || e.gone.Load() {
-			atomic.AddUint32(r.rxSleep, ^uint32(0))
-			continue
-		}
-		shm.Wait(r.doorbell, v, rxSleep)
-		atomic.AddUint32(r.rxSleep, ^uint32(0))
+		rd.doze(rd.hasBytes, nil)
 		start = time.Time{}
 	}
+}
+
+// hasBytes reports whether ring bytes are readable.
+func (rd *reader) hasBytes() bool { return rd.avail() > 0 }
+
+// lastLook is the reader's last look once the peer is gone: everything it
+// wrote before it closed the socket is published. io.EOF means nothing is
+// left that ready would take.
+func (rd *reader) lastLook(ready func() bool) error {
+	rd.tail = atomic.LoadUint64(rd.r.tail) // acquire
+	if ready() {
+		return nil
+	}
+	return io.EOF
+}
+
+// doze is the consumer's side of the sleep protocol (see publishLocked):
+// it counts itself in rxSleep, looks once more with ready, and unless that
+// finds something or the peer is gone, runs before and sleeps on the
+// doorbell for at most rxSleep. It reports what the last look found.
+func (rd *reader) doze(ready func() bool, before func()) bool {
+	r := rd.r
+	// Dekker with the producer: increment rxSleep (seq-cst; a count, since
+	// the receive goroutine and a caller holding the token mid-frame may
+	// both sleep), then load doorbell and tail.
+	atomic.AddUint32(r.rxSleep, 1)
+	defer atomic.AddUint32(r.rxSleep, ^uint32(0))
+	v := atomic.LoadUint32(r.doorbell)
+	rd.tail = atomic.LoadUint64(r.tail) // acquire
+	if ready() {
+		return true
+	}
+	if before != nil {
+		before()
+	}
+	if !rd.e.gone.Load() {
+		shm.Wait(r.doorbell, v, rxSleep)
+	}
+	return false
 }
 
 // read fills dst from the ring, waiting as needed. An end of the channel
