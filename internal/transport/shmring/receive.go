@@ -237,31 +237,14 @@ func (rd *reader) doze(ready func() bool, before func()) bool {
 
 // read fills dst from the ring, waiting as needed. An end of the channel
 // before the first byte is io.EOF; after it, errTruncated.
-func (rd *reader) read(dst []byte) error {
-	first := true
-	for len(dst) > 0 {
-		a := rd.avail()
-		if a == 0 {
-			if err := rd.wait(); err != nil {
-				if err == io.EOF && !first {
-					return errTruncated
-				}
-				return err
-			}
-			continue
-		}
-		first = false
-		off := rd.head & rd.r.mask
-		n := min(uint64(len(dst)), a, rd.r.size-off)
-		copy(dst[:n], rd.r.data[off:off+n])
-		rd.head += n
-		dst = dst[n:]
-	}
-	return nil
-}
+func (rd *reader) read(dst []byte) error { return rd.consume(len(dst), dst) }
 
-// discard skips n bytes of the ring.
-func (rd *reader) discard(n int) error {
+// discard skips n bytes of the ring, with read's errors.
+func (rd *reader) discard(n int) error { return rd.consume(n, nil) }
+
+// consume takes the next n bytes of the ring, copying them into dst unless
+// dst is nil.
+func (rd *reader) consume(n int, dst []byte) error {
 	first := true
 	for n > 0 {
 		a := rd.avail()
@@ -275,7 +258,12 @@ func (rd *reader) discard(n int) error {
 			continue
 		}
 		first = false
-		k := min(uint64(n), a)
+		off := rd.head & rd.r.mask
+		k := min(uint64(n), a, rd.r.size-off)
+		if dst != nil {
+			copy(dst[:k], rd.r.data[off:off+k])
+			dst = dst[k:]
+		}
 		rd.head += k
 		n -= int(k)
 	}
