@@ -1,41 +1,105 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
 )
 
 // Collectives are built on the point-to-point engine, on the communicator's
 // second context (ctx+1) so they never match user messages. Each call takes
-// the next sequence number of the communicator as its tag: every rank makes
-// collective calls in the same order, so the messages of one call can only
-// match the same call elsewhere.
+// the next sequence number of the communicator as its tag, and every frame
+// it sends carries its call word (call.go): a receive accepts only a frame
+// of the same call, so data of one call can never land in another.
 //
-// An argument error that every rank can see (a bad op, a root out of range,
-// buffers whose sizes disagree with each other) is returned by every rank
-// without communicating. An error only one rank can see (the root's receive
-// buffer too small, a count that differs between ranks) aborts the world
-// with a cause naming that rank, the call and the argument, so the others
-// return ErrAborted with that cause instead of hanging.
+// What happens to an argument error or a disagreement between ranks:
+//
+//   - On a communicator whose ranks share a node, every collective starts by
+//     comparing every rank's call identity and argument error in the shared
+//     segment (nodecoll.go). Any difference, or any rank's argument error, is
+//     returned by every rank as the same ErrInvalid before data moves, and
+//     the communicator stays usable.
+//   - On the message path, a rank whose own arguments are wrong still takes
+//     part. In the calls whose messages carry every rank's contribution to
+//     every rank (Allreduce, Allgather, Alltoall, Split, Dup), it sends its
+//     error in place of its data (a poison frame), every rank passes on
+//     what it learns, and all ranks return the same ErrInvalid, the one of
+//     the lowest erring rank; the communicator stays usable. In the other
+//     calls (rooted ones, Scan) the others cannot all learn it within the
+//     call, so the rank aborts the world with its error as the cause.
+//   - A frame of another call, a message of another length than expected,
+//     or (verify.go) a peer that made a different call, aborts the world
+//     with a cause naming both ranks and what differed.
 
 // coll is one collective call in progress.
 type coll struct {
-	c   *Comm
-	op  string
-	tag int32
+	c    *Comm
+	name string // the public call, for errors
+	id   callID
+	word uint32 // id.word()
+	seq  uint32
+	tag  int32
+	// err is the argument error of the call known to this rank so far
+	// (its own or a peer's, from a poison frame): once set, the rank sends
+	// it in place of data and discards what it receives (message path).
+	err *argError
+	// strict: the algorithm cannot pass an argument error on to every
+	// rank, so one aborts the world (enterStrict).
+	strict bool
 }
 
-// begin starts collective op on c: it checks the communicator and takes
-// the call's tag.
-func (c *Comm) begin(op string) (coll, error) {
-	if err := c.usable(); err != nil {
-		return coll{}, err
+// begin starts collective call id on c: it checks the communicator, takes
+// the call's sequence number and logs the call for stalled peers
+// (verify.go).
+func (c *Comm) begin(k *coll, name string, id callID) error {
+	if c.closed.Load() {
+		return ErrClosed
 	}
-	tag := int32(c.seq & 0x7fffffff)
+	if err := c.usable(); err != nil {
+		return err
+	}
+	*k = coll{c: c, name: name, id: id, word: id.word(), seq: c.seq, tag: int32(c.seq & 0x7fffffff)}
 	c.seq++
-	return coll{c: c, op: op, tag: tag}, nil
+	c.log.enter(c.w, k.seq, k.word)
+	if !c.w.watching.Load() && c.w.size > 1 {
+		c.w.watchStalls()
+	}
+	return nil
 }
 
-// checkRoot validates a root argument; every rank sees the same answer.
+// enter begins call id on c with this rank's argument error local (nil if
+// its arguments are fine). On a one-node communicator it compares the call
+// with every rank's in the shared segment and returns the common outcome;
+// elsewhere it records local as the call's error (k.err) for the algorithm
+// to pass on or abort with (see the top of this file).
+func (c *Comm) enter(k *coll, name string, id callID, local error) error {
+	if err := c.begin(k, name, id); err != nil {
+		return err
+	}
+	if nc := c.nodeColl(); nc != nil {
+		_, err := nc.arrive(k, nil, local)
+		return err
+	}
+	if local != nil {
+		k.err = newArgError(c.rank, local)
+	}
+	return nil
+}
+
+// enterStrict is enter for a call that cannot pass an argument error on
+// within the call (a rooted call, Scan): on the message path such an error
+// aborts the world at once.
+func (c *Comm) enterStrict(k *coll, name string, id callID, local error) error {
+	if err := c.enter(k, name, id, local); err != nil {
+		return err
+	}
+	k.strict = true
+	if k.err != nil {
+		return k.abort(k.err)
+	}
+	return nil
+}
+
+// checkRoot validates a root argument.
 func (c *Comm) checkRoot(root int) error {
 	if root < 0 || root >= c.Size() {
 		return errInvalid(fmt.Sprintf("root %d out of range [0,%d)", root, c.Size()))
@@ -43,25 +107,64 @@ func (c *Comm) checkRoot(root int) error {
 	return nil
 }
 
-// abortArg reports an argument error that only this rank can see: it aborts
-// the world so that no other rank waits for this one, and returns err.
-func (k coll) abortArg(err error) error {
-	k.c.w.abort(fmt.Errorf("rank %d of %s: %s: %w", k.c.rank, k.c.name, k.op, err))
+// abort ends the call and the world because of err, which the other ranks
+// could not learn within the call: they return ErrAborted with err as the
+// cause, and so does this rank (its error also matches err's sentinel).
+func (k *coll) abort(err error) error {
+	k.c.w.abort(fmt.Errorf("%s on %s: %w", k.name, k.c.name, err))
+	return k.c.w.err()
+}
+
+// end returns the outcome of the call: err from the algorithm, else the
+// argument error that all ranks agree on, if the algorithm passes every
+// rank's error on to every rank (see the top of this file); in a strict
+// call, where it does not, such an error aborts the world.
+func (k *coll) end(err error) error {
+	switch {
+	case err != nil:
+		return err
+	case k.err == nil:
+		return nil
+	case k.strict:
+		return k.abort(k.err)
+	}
+	return k.err
+}
+
+// isend sends b to dest as part of the call, or the call's argument error in
+// its place once there is one.
+func (k *coll) isend(dest int, b []byte) (*Request, error) {
+	if err := k.c.sendable(k.c.ctx+1, dest); err != nil {
+		return nil, k.closedPeer(err)
+	}
+	if k.err != nil {
+		return sent, k.c.sendPoison(k.c.ctx+1, dest, k.tag, k.word, k.err)
+	}
+	r, err := k.c.isend(k.c.ctx+1, b, dest, k.tag, k.word, 0, k.name)
+	return r, k.closedPeer(err)
+}
+
+// closedPeer turns err, if it says that a peer has left with Close, into
+// an abort of the world: the call can never complete on any rank.
+func (k *coll) closedPeer(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pc *peerClosedError
+	if errors.As(err, &pc) {
+		return k.abort(err)
+	}
 	return err
 }
 
-func (k coll) isend(dest int, b []byte) (*Request, error) {
-	return k.c.isend(k.c.ctx+1, b, dest, k.tag, 0, k.op)
+// irecv posts the receive of b from src; once the call has an argument
+// error it discards whatever comes (but still learns of poison).
+func (k *coll) irecv(src int, b []byte) (*Request, error) {
+	r, err := k.c.irecv(k.c.ctx+1, b, src, int(k.tag), k.word, k.err != nil, 0, k.name, true)
+	return r, k.closedPeer(err)
 }
 
-func (k coll) irecv(src int, b []byte) (*Request, error) {
-	return k.c.irecv(k.c.ctx+1, b, src, int(k.tag), 0, k.op, true)
-}
-
-func (k coll) send(dest int, b []byte) error {
-	if len(b) <= k.c.w.eager {
-		return k.c.sendEager(k.c.ctx+1, b, dest, k.tag)
-	}
+func (k *coll) send(dest int, b []byte) error {
 	r, err := k.isend(dest, b)
 	if err != nil {
 		return err
@@ -70,22 +173,42 @@ func (k coll) send(dest int, b []byte) error {
 	return err
 }
 
-// wait completes a collective receive and checks that exactly len(b) bytes
-// arrived: a difference means the ranks passed different counts, which
-// aborts the world.
-func (k coll) wait(r *Request, src int, want int) error {
+// wait completes a receive of the call from src, which should bring want
+// bytes. A poison frame merges its error into k.err and is not an error of
+// wait; a message of another length or another call aborts the world.
+func (k *coll) wait(r *Request, src int, want int) error {
 	st, err := r.Wait()
+	discard := r.discard
 	recycle(r)
-	if err == nil && st.Bytes == want {
+	if err == nil {
+		if discard || st.Bytes == want {
+			return nil
+		}
+		return k.mismatch(src, st.Bytes, want)
+	}
+	var ae *argError
+	if errors.As(err, &ae) {
+		k.err = k.err.first(ae)
 		return nil
 	}
-	if err != nil && !isTrunc(err) {
-		return err
+	var me *mismatchError
+	if errors.As(err, &me) {
+		return k.abort(me)
 	}
-	return k.abortArg(errInvalid(fmt.Sprintf("rank %d sent %d bytes where %d were expected: the ranks passed different counts", src, st.Bytes, want)))
+	if errors.Is(err, ErrTruncated) {
+		return k.mismatch(src, st.Bytes, want)
+	}
+	return k.closedPeer(err)
 }
 
-func (k coll) recv(src int, b []byte) error {
+// mismatch aborts the world because src sent a message of got bytes where
+// this rank expected want: the ranks passed different counts.
+func (k *coll) mismatch(src, got, want int) error {
+	return k.abort(&mismatchError{comm: k.c.name, seq: k.seq, msg: fmt.Sprintf(
+		"the ranks passed different counts: rank %d sent %d bytes where rank %d expected %d in %v", src, got, k.c.rank, want, k.id)})
+}
+
+func (k *coll) recv(src int, b []byte) error {
 	r, err := k.irecv(src, b)
 	if err != nil {
 		return err
@@ -95,7 +218,7 @@ func (k coll) recv(src int, b []byte) error {
 
 // sendrecv sends sb to dest and receives rb from src at the same time, so
 // that two ranks exchanging large messages do not wait for each other.
-func (k coll) sendrecv(dest int, sb []byte, src int, rb []byte) error {
+func (k *coll) sendrecv(dest int, sb []byte, src int, rb []byte) error {
 	rr, err := k.irecv(src, rb)
 	if err != nil {
 		return err
@@ -111,25 +234,22 @@ func (k coll) sendrecv(dest int, sb []byte, src int, rb []byte) error {
 	return err
 }
 
-func isTrunc(err error) bool {
-	_, ok := err.(*truncError)
-	if ok {
-		return true
-	}
-	if oe, ok := err.(*OpError); ok {
-		_, ok = oe.Err.(*truncError)
-		return ok
-	}
-	return false
-}
-
 // Barrier blocks until every rank of c has called it (MPI_Barrier).
 //
 // Barrier is collective over c. It uses the dissemination algorithm:
 // ceil(log2 n) rounds of empty messages; on a communicator that spans
 // several nodes with several ranks on some node, it goes node-aware: a
 // barrier inside each node, one among the node leaders, and a release
-// (hier.go). Errors: ErrAborted, ErrClosed.
+// (hier.go); on a one-node communicator, one cache line per rank in a
+// shared segment.
+//
+// Memory: everything a rank wrote before it called Barrier, including to
+// shared memory, happens before everything any rank does after its Barrier
+// returns (every path publishes with a release and waits with an acquire).
+//
+// Errors: ErrInvalid if another rank made a different collective call at
+// this point (on every rank, or as the cause of ErrAborted); ErrAborted,
+// ErrClosed.
 func (c *Comm) Barrier() error {
 	if c == nil {
 		return nil
@@ -140,19 +260,23 @@ func (c *Comm) Barrier() error {
 	if c.hierarchical() {
 		return c.opErr("Barrier", NoPeer, hierBarrier(c))
 	}
-	return c.opErr("Barrier", NoPeer, barrier(c))
+	return c.opErr("Barrier", NoPeer, barrier(c, "Barrier", callBarrier))
 }
 
-func barrier(c *Comm) error {
-	k, err := c.begin("Barrier")
-	if err != nil {
+// barrier is the flat Barrier; Close uses it as kind callClose.
+func barrier(c *Comm, name string, kind collKind) error {
+	var k coll
+	if err := c.enter(&k, name, plainCall(kind), nil); err != nil {
 		return err
 	}
-	if nc := c.nodeColl(); nc != nil {
-		_, err := nc.arrive(c, nil, 0)
-		return err
+	if c.ncState == ncReady {
+		return nil // the arrival in enter was the barrier
 	}
-	n, r := c.size, c.rank
+	return k.end(dissemination(&k))
+}
+
+func dissemination(k *coll) error {
+	n, r := k.c.size, k.c.rank
 	for d := 1; d < n; d <<= 1 {
 		if err := k.sendrecv((r+d)%n, nil, (r-d+n)%n, nil); err != nil {
 			return err

@@ -63,8 +63,9 @@ func TestDataMovement(t *testing.T) {
 }
 
 func TestCollectiveArgErrors(t *testing.T) {
-	// An argument error every rank can see is returned by every rank, the
-	// same, without hanging.
+	// Argument errors on every rank are returned by every rank, without
+	// hanging, and the communicator still works (one at a time on one
+	// rank: TestBadInput).
 	ranktest.Run(t, 3, func(t testing.TB, c *runtime.Comm) {
 		checks := []struct {
 			name string
@@ -90,24 +91,6 @@ func TestCollectiveArgErrors(t *testing.T) {
 		got := []int{0}
 		if err := runtime.Allreduce(c, []int{1}, got, runtime.Sum); err != nil || got[0] != 3 {
 			t.Fatalf("after errors: %v %v", got, err)
-		}
-	})
-}
-
-func TestCollectiveMismatchAborts(t *testing.T) {
-	// Counts that differ between ranks cannot be seen by every rank: the
-	// rank that notices aborts the world, and nobody hangs.
-	ranktest.Run(t, 3, func(t testing.TB, c *runtime.Comm) {
-		buf := make([]int, 4+c.Rank())
-		err := runtime.Bcast(c, buf, 0)
-		if c.Rank() == 0 {
-			return // the root sends and may finish first
-		}
-		if err == nil {
-			t.Fatal("Bcast with mismatched counts succeeded")
-		}
-		if !errors.Is(err, runtime.ErrAborted) && !errors.Is(err, runtime.ErrInvalid) {
-			t.Fatalf("err = %v", err)
 		}
 	})
 }

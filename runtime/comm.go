@@ -38,8 +38,10 @@ type Comm struct {
 	group []int // world rank of each rank of this communicator
 
 	// seq numbers the collective calls on c; every rank calls collectives
-	// in the same order, so equal seq means the same call everywhere.
+	// in the same order, so equal seq means the same call everywhere. log
+	// records them for stalled peers (verify.go).
 	seq     uint32
+	log     *callLog
 	scratch []uint64 // collectives' temporary space (elem.go), used by one call at a time
 	kernel  struct { // the last reduction kernel used on c (commKernel)
 		key kernelKey
@@ -126,7 +128,7 @@ func (c *Comm) Dup() (*Comm, error) {
 	if c == nil {
 		return nil, nil
 	}
-	d, err := c.split(0, c.rank, c.name+".dup")
+	d, err := c.split(0, c.rank, c.name+".dup", nil)
 	return d, c.opErr("Dup", NoPeer, err)
 }
 
@@ -135,18 +137,18 @@ func (c *Comm) Dup() (*Comm, error) {
 // c (MPI_Comm_split). A rank that passes Undefined gets a nil *Comm — which
 // is the serial communicator, so check the color before using it.
 //
-// Split is collective over c and blocking. Errors: ErrInvalid for a color
-// below Undefined (on every rank that passed one), ErrAborted, ErrClosed.
+// Split is collective over c and blocking. Errors: ErrInvalid, returned by
+// every rank, for a color below Undefined on any rank; ErrAborted,
+// ErrClosed.
 func (c *Comm) Split(color, key int) (*Comm, error) {
 	if c == nil {
 		return nil, nil
 	}
+	var local error
 	if color < Undefined {
-		// Still take part, so that the other ranks do not wait for us.
-		_, _ = c.split(Undefined, key, "")
-		return nil, c.opErr("Split", NoPeer, errInvalid(fmt.Sprintf("color %d is negative and not Undefined", color)))
+		local = errInvalid(fmt.Sprintf("color %d is negative and not Undefined", color))
 	}
-	s, err := c.split(color, key, fmt.Sprintf("%s.split(%d)", c.name, color))
+	s, err := c.split(color, key, fmt.Sprintf("%s.split(%d)", c.name, color), local)
 	return s, c.opErr("Split", NoPeer, err)
 }
 
@@ -168,19 +170,16 @@ func (c *Comm) SplitShared() (*Comm, error) {
 			break
 		}
 	}
-	s, err := c.split(color, c.rank, c.name+".shared")
+	s, err := c.split(color, c.rank, c.name+".shared", nil)
 	return s, c.opErr("SplitShared", NoPeer, err)
 }
 
 // split is the collective core of Dup, Split and SplitShared: it gathers
 // every rank's (color, key, next free context) and builds this rank's group.
-func (c *Comm) split(color, key int, name string) (*Comm, error) {
-	if err := c.usable(); err != nil {
-		return nil, err
-	}
-	mine := []int64{int64(color), int64(key), int64(c.w.peekCtx())}
+// An argument error local of this rank is returned by every rank.
+func (c *Comm) split(color, key int, name string, local error) (*Comm, error) {
 	all := make([]int64, 3*c.size)
-	if err := allgatherBytes(c, asBytes(mine), asBytes(all)); err != nil {
+	if err := c.allgatherInts(callSplit, "Split", []int64{int64(color), int64(key), int64(c.w.peekCtx())}, all, local); err != nil {
 		return nil, err
 	}
 	var next int64
@@ -204,14 +203,24 @@ func (c *Comm) split(color, key int, name string) (*Comm, error) {
 		}
 		return a.rank - b.rank
 	})
-	n := &Comm{w: c.w, name: name, ctx: ctx, size: len(members), group: make([]int, len(members))}
+	rank := slices.IndexFunc(members, func(m member) bool { return m.rank == c.rank })
+	n := c.w.newComm(name, ctx, rank, len(members))
 	for i, m := range members {
 		n.group[i] = c.group[m.rank]
-		if m.rank == c.rank {
-			n.rank = i
-		}
 	}
 	return n, nil
+}
+
+// allgatherInts is Allgather of int64s for the runtime's own bookkeeping
+// (Split, the node structure), as call kind: every rank gets every rank's
+// mine, or every rank gets the argument error of the lowest rank that had
+// one (local is this rank's).
+func (c *Comm) allgatherInts(kind collKind, name string, mine, all []int64, local error) error {
+	var k coll
+	if err := c.enter(&k, name, countedCall(kind, 0, len(mine), 8), local); err != nil {
+		return err
+	}
+	return k.end(allgather(&k, mine, all))
 }
 
 // Abort makes the whole job fail with cause: every pending and later call
@@ -253,6 +262,7 @@ func (c *Comm) Close() error {
 	if c == nil || c.closing.Swap(true) {
 		return nil
 	}
+	c.log.closed.Store(true)
 	if !c.world {
 		c.closed.Store(true)
 		c.closeHier()
@@ -260,7 +270,12 @@ func (c *Comm) Close() error {
 	}
 	var err error
 	if c.w.err() == nil {
-		err = barrier(c)
+		// The peers learn first that nothing but this barrier will come
+		// from this rank (closing.go), and a peer that waits for this rank
+		// in a collective on any communicator learns it too (verify.go).
+		c.w.closeLogs()
+		c.w.announceClose()
+		err = barrier(c, "Close", callClose)
 	}
 	c.closed.Store(true)
 	c.closeHier()

@@ -60,8 +60,10 @@
 // shared memory it reads the rings itself (the receive goroutines stand
 // aside meanwhile, and take over within about 2 ms once nobody polls); on
 // TCP the receive goroutine polls the socket for it. On a communicator
-// whose ranks all share a node, Barrier, Bcast and Allreduce go through a
-// segment the ranks map together, made on the first such call.
+// whose ranks all share a node, every collective starts in a segment the
+// ranks map together, made on the first collective call (an anonymous
+// memfd: no name in /dev/shm, gone with the last rank); Barrier and
+// Bcast and Allreduce of up to 256 bytes complete there.
 //
 // # Errors
 //
@@ -73,12 +75,54 @@
 // ErrAborted with the first cause, on every rank. Data-path calls take no
 // context.Context: a matched message or a collective cannot be abandoned
 // by one rank alone, so the way to give up is Abort, which unblocks every
-// rank. Argument errors that every rank can see are returned by every rank
-// without communication; an argument error only one rank can see (a
-// root's buffer too small, counts that differ between ranks) aborts the
-// world with a cause naming that rank, so no rank hangs. (On a one-node
-// communicator, Bcast and Allreduce counts that differ are compared in
-// shared memory and returned as the same ErrInvalid on every rank instead.)
+// rank.
+//
+// # Collectives with bad arguments
+//
+// The ranks of a communicator must make its collective calls in the same
+// order, each with the same kind of call, root, op and element count. Every
+// collective checks that they did, and never returns nil with the data of
+// another call. What a rank gets when something is wrong:
+//
+//   - On a communicator whose ranks all run on one node (a one-node job's
+//     world, a SplitShared result; shared memory allowed), the ranks compare
+//     their calls in a shared segment as they enter. An argument error on
+//     any rank (a root out of range, a buffer of the wrong size, an op not
+//     defined for the type) or any difference between the ranks' calls is
+//     returned by every rank as the same ErrInvalid, naming the rank and
+//     what was wrong, before any data moves. The communicator stays usable.
+//   - Elsewhere (ranks on several nodes, or --transports without shm),
+//     Allreduce, Allgather, Alltoall, Split and Dup still return any rank's
+//     argument error as the same ErrInvalid on every rank: the erring rank
+//     sends its error in place of its data and every rank passes it on. Any
+//     other argument error, and any difference between the ranks' calls,
+//     aborts the world with a cause that names the ranks and what differed:
+//     every rank returns ErrAborted with that cause, from this call or its
+//     next one (a root whose part is done may return nil first, with its
+//     data right).
+//   - Ranks that disagree without a message crossing (two ranks that each
+//     think they are the root of a Reduce) find out too: a collective that
+//     has waited a quarter of a second asks the peer it waits for which call
+//     it made, and a difference aborts the world as above. A rank that is
+//     merely slow costs the others one small message.
+//
+// # Peers that close
+//
+// Close of the world tells every peer before its final barrier. From then
+// on a Recv, Probe or Send that only that rank could complete returns an
+// error wrapping ErrClosed that names it (for AnySource: once every other
+// rank of the communicator has closed), while whatever it sent before
+// Close is still received. A collective on a communicator that a peer has
+// closed, or that the peer left with Close, aborts the world naming it.
+//
+// # Flow control
+//
+// A message up to Config.EagerLimit goes out before its receive is posted.
+// A rank holds at most Config.EagerBudget bytes of such unreceived messages
+// from each peer: past that, the peer's next messages, however small, wait
+// for their receive (rendezvous) until the application catches up. So Isend
+// never blocks, and a blocking Send of a small message blocks only while
+// its receiver is that far behind.
 //
 // # Not here (yet)
 //

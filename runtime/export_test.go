@@ -27,3 +27,14 @@ func SingleCopies() int64 { return cmaCopies.Load() }
 func RefuseSingleCopy() {
 	cmaCopy = func(int, []byte, uint64) error { return fmt.Errorf("process_vm_readv: %w", unix.EPERM) }
 }
+
+// UnexpectedPeak is the most eager data c's rank has held at once for
+// receives not yet posted.
+func UnexpectedPeak(c *Comm) int64 {
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	return c.w.unexpPeak
+}
+
+// EagerBudget is the per-peer budget of c's world (flow.go).
+func EagerBudget(c *Comm) int64 { return c.w.budget }

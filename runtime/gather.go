@@ -7,11 +7,13 @@ import (
 // Gather collects send of every rank, in rank order, into recv at rank
 // root (MPI_Gather): block i of recv, of len(send) elements, comes from rank
 // i. recv is only used at root, where it must have Size()·len(send)
-// elements; elsewhere it may be nil. Every rank passes the same len(send).
+// elements; elsewhere it may be nil. Every rank passes the same root and
+// len(send).
 //
-// Gather is collective over c and blocking. Errors: ErrInvalid for a bad
-// root (on every rank); a recv of the wrong size at root, or counts that
-// differ between ranks, abort the world; ErrAborted, ErrClosed.
+// Gather is collective over c and blocking. Errors: ErrInvalid for a root
+// out of range, a recv of the wrong size at root, or arguments that differ
+// between ranks — on a one-node communicator returned by every rank,
+// otherwise the cause of ErrAborted on every rank; ErrAborted, ErrClosed.
 func Gather[T Elem](c *Comm, send, recv []T, root int) error {
 	if c == nil {
 		err := checkSerialRoot(root)
@@ -20,22 +22,23 @@ func Gather[T Elem](c *Comm, send, recv []T, root int) error {
 		}
 		return (*Comm)(nil).opErr("Gather", root, err)
 	}
-	k, err := c.startRooted("Gather", root)
-	if err != nil {
+	m := len(send)
+	local := c.checkRoot(root)
+	if local == nil && c.rank == root && len(recv) != c.size*m {
+		local = errInvalid(fmt.Sprintf("recv has %d elements, want Size()·len(send) = %d", len(recv), c.size*m))
+	}
+	var k coll
+	if err := c.enterStrict(&k, "Gather", rootedCall(callGather, root, m, sizeOf[T]()), local); err != nil {
 		return c.opErr("Gather", root, err)
 	}
 	if c.rank != root {
-		return c.opErr("Gather", root, k.send(root, asBytes(send)))
-	}
-	m := len(send)
-	if len(recv) != c.size*m {
-		return c.opErr("Gather", root, k.abortArg(errInvalid(fmt.Sprintf("recv has %d elements, want Size()·len(send) = %d", len(recv), c.size*m))))
+		return c.opErr("Gather", root, k.end(k.send(root, asBytes(send))))
 	}
 	counts, displs := make([]int, c.size), make([]int, c.size)
 	for i := range counts {
 		counts[i], displs[i] = m, i*m
 	}
-	return c.opErr("Gather", root, gatherv(k, send, recv, counts, displs))
+	return c.opErr("Gather", root, k.end(gatherv(&k, send, recv, counts, displs)))
 }
 
 // Gatherv is Gather with a count per rank: at root, counts[i] elements
@@ -43,9 +46,11 @@ func Gather[T Elem](c *Comm, send, recv []T, root int) error {
 // counts[i] elements (MPI_Gatherv). counts, displs and recv are only used at
 // root.
 //
-// Gatherv is collective over c and blocking. Errors: ErrInvalid for a bad
-// root (on every rank); bad counts or displacements at root, or a rank whose
-// send length differs from its count, abort the world; ErrAborted, ErrClosed.
+// Gatherv is collective over c and blocking. Errors: ErrInvalid for a root
+// out of range or bad counts or displacements at root — on a one-node
+// communicator returned by every rank, otherwise the cause of ErrAborted on
+// every rank; a rank whose send length differs from its count aborts the
+// world with a cause naming it; ErrAborted, ErrClosed.
 func Gatherv[T Elem](c *Comm, send, recv []T, counts, displs []int, root int) error {
 	if c == nil {
 		err := checkSerialRoot(root)
@@ -57,19 +62,22 @@ func Gatherv[T Elem](c *Comm, send, recv []T, counts, displs []int, root int) er
 		}
 		return (*Comm)(nil).opErr("Gatherv", root, err)
 	}
-	k, err := c.startRooted("Gatherv", root)
-	if err != nil {
+	local := c.checkRoot(root)
+	if local == nil && c.rank == root {
+		local = checkCounts(c.size, len(send), recv, counts, displs)
+	}
+	var k coll
+	if err := c.enterStrict(&k, "Gatherv", rootedCall(callGatherv, root, -1, sizeOf[T]()), local); err != nil {
 		return c.opErr("Gatherv", root, err)
 	}
 	if c.rank != root {
-		return c.opErr("Gatherv", root, k.send(root, asBytes(send)))
+		return c.opErr("Gatherv", root, k.end(k.send(root, asBytes(send))))
 	}
-	if err := checkCounts(c.size, len(send), recv, counts, displs); err != nil {
-		return c.opErr("Gatherv", root, k.abortArg(err))
-	}
-	return c.opErr("Gatherv", root, gatherv(k, send, recv, counts, displs))
+	return c.opErr("Gatherv", root, k.end(gatherv(&k, send, recv, counts, displs)))
 }
 
+// checkCounts checks the counts and displacements of Gatherv at its root,
+// which sends own elements itself.
 func checkCounts[T Elem](n, own int, recv []T, counts, displs []int) error {
 	if len(counts) != n || len(displs) != n {
 		return errInvalid(fmt.Sprintf("counts has %d entries and displs %d, want Size() = %d", len(counts), len(displs), n))
@@ -83,10 +91,10 @@ func checkCounts[T Elem](n, own int, recv []T, counts, displs []int) error {
 }
 
 // gatherv is the root's side: post every receive, then copy its own block.
-func gatherv[T Elem](k coll, send, recv []T, counts, displs []int) error {
+func gatherv[T Elem](k *coll, send, recv []T, counts, displs []int) error {
 	c := k.c
 	if own := counts[c.rank]; own != len(send) {
-		return k.abortArg(errInvalid(fmt.Sprintf("root sends %d elements but counts[%d] = %d", len(send), c.rank, own)))
+		return k.abort(&argError{rank: c.rank, msg: fmt.Sprintf("root sends %d elements but counts[%d] = %d", len(send), c.rank, own)})
 	}
 	reqs := make([]*Request, c.size)
 	for i := range c.size {
@@ -115,26 +123,34 @@ func gatherv[T Elem](k coll, send, recv []T, counts, displs []int) error {
 // Allgather collects send of every rank, in rank order, into recv on every
 // rank (MPI_Allgather). recv must have Size()·len(send) elements.
 //
-// Allgather is collective over c and blocking. It uses a ring: n-1 steps,
-// each passing one block to the next rank. Errors: ErrInvalid for a recv of
-// the wrong size (on every rank that passes one); counts that differ between
-// ranks abort the world; ErrAborted, ErrClosed.
+// Allgather is collective over c and blocking; every rank passes the same
+// len(send). It uses a ring: n-1 steps, each passing one block to the next
+// rank. Errors: ErrInvalid, returned by every rank, for a recv of the wrong
+// size on any rank; arguments that differ between ranks are ErrInvalid on
+// every rank of a one-node communicator, otherwise the cause of ErrAborted
+// on every rank; ErrAborted, ErrClosed.
 func Allgather[T Elem](c *Comm, send, recv []T) error {
+	var local error
 	if len(recv) != c.Size()*len(send) {
-		return c.opErr("Allgather", NoPeer, errInvalid(fmt.Sprintf("recv has %d elements, want Size()·len(send) = %d", len(recv), c.Size()*len(send))))
+		local = errInvalid(fmt.Sprintf("recv has %d elements, want Size()·len(send) = %d", len(recv), c.Size()*len(send)))
 	}
 	if c == nil {
-		copy(recv, send)
-		return nil
+		if local == nil {
+			copy(recv, send)
+		}
+		return (*Comm)(nil).opErr("Allgather", NoPeer, local)
 	}
-	k, err := c.start("Allgather")
-	if err != nil {
+	var k coll
+	if err := c.enter(&k, "Allgather", countedCall(callAllgather, 0, len(send), sizeOf[T]()), local); err != nil {
 		return c.opErr("Allgather", NoPeer, err)
 	}
-	return c.opErr("Allgather", NoPeer, allgather(k, send, recv))
+	if k.err != nil {
+		recv = make([]T, c.size*len(send)) // recv does not fit; nothing of it is used
+	}
+	return c.opErr("Allgather", NoPeer, k.end(allgather(&k, send, recv)))
 }
 
-func allgather[T Elem](k coll, send, recv []T) error {
+func allgather[T Elem](k *coll, send, recv []T) error {
 	n, r, m := k.c.size, k.c.rank, len(send)
 	copy(recv[r*m:], send)
 	block := func(i int) []byte {
@@ -150,23 +166,15 @@ func allgather[T Elem](k coll, send, recv []T) error {
 	return nil
 }
 
-// allgatherBytes is Allgather for the runtime's own bookkeeping (Split).
-func allgatherBytes(c *Comm, send, recv []byte) error {
-	k, err := c.begin("Allgather")
-	if err != nil {
-		return err
-	}
-	return allgather(k, send, recv)
-}
-
 // Scatter sends block i of send, of len(recv) elements, from rank root to
 // rank i (MPI_Scatter). send is only used at root, where it must have
 // Size()·len(recv) elements; elsewhere it may be nil. Every rank passes the
-// same len(recv).
+// same root and len(recv).
 //
-// Scatter is collective over c and blocking. Errors: ErrInvalid for a bad
-// root (on every rank); a send of the wrong size at root, or counts that
-// differ between ranks, abort the world; ErrAborted, ErrClosed.
+// Scatter is collective over c and blocking. Errors: ErrInvalid for a root
+// out of range, a send of the wrong size at root, or arguments that differ
+// between ranks — on a one-node communicator returned by every rank,
+// otherwise the cause of ErrAborted on every rank; ErrAborted, ErrClosed.
 func Scatter[T Elem](c *Comm, send, recv []T, root int) error {
 	if c == nil {
 		err := checkSerialRoot(root)
@@ -175,16 +183,17 @@ func Scatter[T Elem](c *Comm, send, recv []T, root int) error {
 		}
 		return (*Comm)(nil).opErr("Scatter", root, err)
 	}
-	k, err := c.startRooted("Scatter", root)
-	if err != nil {
+	m := len(recv)
+	local := c.checkRoot(root)
+	if local == nil && c.rank == root && len(send) != c.size*m {
+		local = errInvalid(fmt.Sprintf("send has %d elements, want Size()·len(recv) = %d", len(send), c.size*m))
+	}
+	var k coll
+	if err := c.enterStrict(&k, "Scatter", rootedCall(callScatter, root, m, sizeOf[T]()), local); err != nil {
 		return c.opErr("Scatter", root, err)
 	}
 	if c.rank != root {
-		return c.opErr("Scatter", root, k.recv(root, asBytes(recv)))
-	}
-	m := len(recv)
-	if len(send) != c.size*m {
-		return c.opErr("Scatter", root, k.abortArg(errInvalid(fmt.Sprintf("send has %d elements, want Size()·len(recv) = %d", len(send), c.size*m))))
+		return c.opErr("Scatter", root, k.end(k.recv(root, asBytes(recv))))
 	}
 	reqs := make([]*Request, 0, c.size-1)
 	for i := range c.size {
@@ -198,32 +207,41 @@ func Scatter[T Elem](c *Comm, send, recv []T, root int) error {
 		reqs = append(reqs, r)
 	}
 	copy(recv, send[root*m:(root+1)*m])
-	return c.opErr("Scatter", root, Waitall(reqs...))
+	return c.opErr("Scatter", root, k.end(Waitall(reqs...)))
 }
 
 // Alltoall sends block j of send to rank j and receives block i of recv
 // from rank i (MPI_Alltoall). send and recv have the same length, a
-// multiple of Size().
+// multiple of Size(), the same on every rank.
 //
 // Alltoall is collective over c and blocking. It uses pairwise exchange:
-// in step s, rank r sends to r+s and receives from r-s. Errors: ErrInvalid
-// for lengths that differ or do not divide by Size() (on every rank that
-// passes them); counts that differ between ranks abort the world;
-// ErrAborted, ErrClosed.
+// in step s, rank r sends to r+s and receives from r-s. Errors: ErrInvalid,
+// returned by every rank, for lengths that differ or do not divide by
+// Size() on any rank; lengths that differ between ranks are ErrInvalid on
+// every rank of a one-node communicator, otherwise the cause of ErrAborted
+// on every rank; ErrAborted, ErrClosed.
 func Alltoall[T Elem](c *Comm, send, recv []T) error {
 	n := c.Size()
+	var local error
 	if len(send) != len(recv) || len(send)%n != 0 {
-		return c.opErr("Alltoall", NoPeer, errInvalid(fmt.Sprintf("send has %d elements and recv %d; want equal lengths divisible by Size() = %d", len(send), len(recv), n)))
+		local = errInvalid(fmt.Sprintf("send has %d elements and recv %d; want equal lengths divisible by Size() = %d", len(send), len(recv), n))
 	}
 	if c == nil {
-		copy(recv, send)
-		return nil
+		if local == nil {
+			copy(recv, send)
+		}
+		return (*Comm)(nil).opErr("Alltoall", NoPeer, local)
 	}
-	k, err := c.start("Alltoall")
-	if err != nil {
+	var k coll
+	if err := c.enter(&k, "Alltoall", countedCall(callAlltoall, 0, len(send), sizeOf[T]()), local); err != nil {
 		return c.opErr("Alltoall", NoPeer, err)
 	}
 	r, m := c.rank, len(send)/n
+	if k.err != nil {
+		// The blocks do not fit; poison goes out and what comes in is
+		// discarded, so no buffer is touched.
+		send, recv, m = nil, nil, 0
+	}
 	copy(recv[r*m:(r+1)*m], send[r*m:(r+1)*m])
 	for s := 1; s < n; s++ {
 		dst, src := (r+s)%n, (r-s+n)%n
@@ -231,5 +249,5 @@ func Alltoall[T Elem](c *Comm, send, recv []T) error {
 			return c.opErr("Alltoall", NoPeer, err)
 		}
 	}
-	return nil
+	return c.opErr("Alltoall", NoPeer, k.end(nil))
 }

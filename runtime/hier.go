@@ -80,7 +80,7 @@ func (c *Comm) hierarchy() (*hier, error) {
 	// Agree on two fresh contexts, as split does, with one allgather.
 	mine := []int64{int64(c.w.peekCtx())}
 	all := make([]int64, c.size)
-	if err := allgatherBytes(c, asBytes(mine), asBytes(all)); err != nil {
+	if err := c.allgatherInts(callSetup, "Setup", mine, all, nil); err != nil {
 		return nil, err
 	}
 	var next int64
@@ -91,7 +91,8 @@ func (c *Comm) hierarchy() (*hier, error) {
 	leadCtx := c.w.allocCtx(nodeCtx + 2)
 
 	me := h.nodeOf[c.rank]
-	node := &Comm{w: c.w, name: c.name + ".node", ctx: nodeCtx, rank: h.localOf[c.rank], size: count[me], group: make([]int, 0, count[me])}
+	node := c.w.newComm(c.name+".node", nodeCtx, h.localOf[c.rank], count[me])
+	node.group = node.group[:0]
 	for q, wr := range c.group {
 		if h.nodeOf[q] == me {
 			node.group = append(node.group, wr)
@@ -99,7 +100,7 @@ func (c *Comm) hierarchy() (*hier, error) {
 	}
 	h.node = node
 	if h.localOf[c.rank] == 0 {
-		lead := &Comm{w: c.w, name: c.name + ".leaders", ctx: leadCtx, rank: me, size: len(leaderOf), group: make([]int, len(leaderOf))}
+		lead := c.w.newComm(c.name+".leaders", leadCtx, me, len(leaderOf))
 		for i, q := range leaderOf {
 			lead.group[i] = c.group[q]
 		}
@@ -144,35 +145,35 @@ func (c *Comm) closeHier() {
 // each leader releases its node.
 func hierBarrier(c *Comm) (err error) {
 	defer func() { err = c.hierErr("Barrier", NoPeer, err) }()
-	if _, err := c.begin("Barrier"); err != nil {
+	var k coll
+	if err := c.begin(&k, "Barrier", plainCall(callBarrier)); err != nil {
 		return err
 	}
 	h, err := c.hierarchy()
 	if err != nil {
 		return err
 	}
-	k, err := h.node.begin("Barrier")
-	if err != nil {
+	var kn coll
+	if err := h.node.begin(&kn, "Barrier", k.id); err != nil {
 		return err
 	}
-	if err := fanIn(k); err != nil {
+	if err := fanIn(&kn); err != nil {
 		return err
 	}
 	if h.leaders != nil {
-		if err := barrier(h.leaders); err != nil {
+		if err := barrier(h.leaders, "Barrier", callBarrier); err != nil {
 			return err
 		}
 	}
-	k, err = h.node.begin("Barrier")
-	if err != nil {
+	if err := h.node.begin(&kn, "Barrier", k.id); err != nil {
 		return err
 	}
-	return k.bcast(nil, 0)
+	return kn.bcast(nil, 0)
 }
 
 // fanIn is a binomial gather of empty messages to rank 0: it returns at
 // rank 0 when every rank has called it.
-func fanIn(k coll) error {
+func fanIn(k *coll) error {
 	n, r := k.c.size, k.c.rank
 	for mask := 1; mask < n; mask <<= 1 {
 		if r&mask != 0 {
@@ -187,80 +188,93 @@ func fanIn(k coll) error {
 	return nil
 }
 
-// hierBcast is Bcast on a hierarchical c, after start: the root's node
-// gets b from the root, the leaders pass it from the root's leader to the
-// other nodes, and each other leader passes it on inside its node.
-func hierBcast(c *Comm, b []byte, root int) (err error) {
+// hierBcast is Bcast on a hierarchical c, for call k (begun, root checked):
+// the root's node gets b from the root, the leaders pass it from the root's
+// leader to the other nodes, and each other leader passes it on inside its
+// node.
+func hierBcast(k *coll, b []byte, root int) (err error) {
+	c := k.c
 	defer func() { err = c.hierErr("Bcast", root, err) }()
-	// start lets NoPeer (-1) through; every rank sees the same answer.
-	if err := c.checkRoot(root); err != nil {
-		return err
-	}
 	h, err := c.hierarchy()
 	if err != nil {
 		return err
 	}
 	rootNode := h.nodeOf[root]
-	inner := 0 // the node rank that has b first
 	if h.nodeOf[c.rank] == rootNode {
-		inner = h.localOf[root]
-		if err := nodeBcast(h, b, inner); err != nil {
+		if err := nodeBcast(h, k, b, h.localOf[root]); err != nil {
 			return err
 		}
 	}
 	if h.leaders != nil {
-		k, err := h.leaders.begin("Bcast")
-		if err != nil {
+		var kl coll
+		if err := h.leaders.begin(&kl, "Bcast", k.id); err != nil {
 			return err
 		}
-		if err := k.bcast(b, rootNode); err != nil {
+		kl.strict = true
+		if err := kl.end(kl.bcast(b, rootNode)); err != nil {
 			return err
 		}
 	}
 	if h.nodeOf[c.rank] != rootNode {
-		return nodeBcast(h, b, 0)
+		return nodeBcast(h, k, b, 0)
 	}
 	return nil
 }
 
-func nodeBcast(h *hier, b []byte, root int) error {
-	k, err := h.node.begin("Bcast")
-	if err != nil {
+// nodeBcast is the Bcast of b from node rank root inside this rank's node,
+// for call k on c. Its frames carry k's identity, so ranks that passed c
+// different roots cannot meet here unnoticed.
+func nodeBcast(h *hier, k *coll, b []byte, root int) error {
+	var kn coll
+	if err := h.node.begin(&kn, "Bcast", k.id); err != nil {
 		return err
 	}
-	return k.bcast(b, root)
+	kn.strict = true
+	return kn.end(kn.bcast(b, root))
 }
 
-// hierAllreduce is Allreduce on a hierarchical c, after startElementwise,
-// with acc holding this rank's input: each node reduces to its leader, the
-// leaders allreduce, and each leader broadcasts the result in its node.
-// Every rank gets the leaders' bytes, so results are bit-identical.
-func hierAllreduce[T Elem](c *Comm, acc []T, f func(dst, src []T)) (err error) {
+// hierAllreduce is Allreduce on a hierarchical c for call k, with acc
+// holding this rank's input: each node reduces to its leader, the leaders
+// allreduce, and each leader broadcasts the result in its node. Every rank
+// gets the leaders' bytes, so results are bit-identical. An argument error
+// (k.err) travels the same way, so every rank ends with the same one.
+func hierAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T)) (err error) {
+	c := k.c
 	defer func() { err = c.hierErr("Allreduce", NoPeer, err) }()
 	h, err := c.hierarchy()
 	if err != nil {
 		return err
 	}
-	k, err := h.node.begin("Allreduce")
-	if err != nil {
+	var kn coll
+	if err := h.node.begin(&kn, "Allreduce", k.id); err != nil {
 		return err
 	}
-	if err := reduce(k, acc, acc, f, 0); err != nil {
+	kn.err = k.err
+	if err := reduce(&kn, acc, acc, f, 0); err != nil {
 		return err
 	}
+	k.err = kn.err
 	if l := h.leaders; l != nil {
-		k, err := l.begin("Allreduce")
-		if err != nil {
+		var kl coll
+		if err := l.begin(&kl, "Allreduce", k.id); err != nil {
 			return err
 		}
+		kl.err = k.err
 		if len(acc)*sizeOf[T]() >= ringThreshold && len(acc) >= l.size {
-			err = ringAllreduce(k, acc, f)
+			err = ringAllreduce(&kl, acc, f)
 		} else {
-			err = rdAllreduce(k, acc, f)
+			err = rdAllreduce(&kl, acc, f)
 		}
 		if err != nil {
 			return err
 		}
+		k.err = kl.err
 	}
-	return nodeBcast(h, asBytes(acc), 0)
+	if err := h.node.begin(&kn, "Allreduce", k.id); err != nil {
+		return err
+	}
+	kn.err = k.err
+	err = kn.bcast(asBytes(acc), 0)
+	k.err = kn.err
+	return err
 }

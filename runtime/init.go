@@ -31,6 +31,15 @@ type Config struct {
 	// without waiting for the receiver. Zero means 64 KiB.
 	EagerLimit int
 
+	// EagerBudget bounds, in bytes, the eager messages from one peer that
+	// a rank holds before its application receives them: a sender that
+	// has that much unreceived at a peer sends its next messages by
+	// rendezvous (they wait for the matching receive) until the peer
+	// catches up. Each message counts its size plus 64 bytes. Zero means
+	// 256 MiB shared among the peers, at least 1 MiB and at most 8 MiB
+	// each; every rank of a job must use the same value.
+	EagerBudget int
+
 	// Timeout, if positive, is a watchdog on every blocking call: a call
 	// that waits longer aborts the world with a cause naming the call.
 	Timeout time.Duration
@@ -56,6 +65,14 @@ func (cfg *Config) eagerLimit() int {
 	return DefaultEagerLimit
 }
 
+// eagerBudget is the per-peer budget of a world of size ranks (flow.go).
+func (cfg *Config) eagerBudget(size int) int64 {
+	if cfg.EagerBudget > 0 {
+		return int64(cfg.EagerBudget)
+	}
+	return min(max((256<<20)/int64(max(size-1, 1)), 1<<20), 8<<20)
+}
+
 func (cfg *Config) logger() *slog.Logger {
 	if cfg.Logger != nil {
 		return cfg.Logger
@@ -66,6 +83,9 @@ func (cfg *Config) logger() *slog.Logger {
 func (cfg *Config) validate() error {
 	if cfg.EagerLimit < 0 {
 		return errInvalid(fmt.Sprintf("Config.EagerLimit %d is negative", cfg.EagerLimit))
+	}
+	if cfg.EagerBudget < 0 {
+		return errInvalid(fmt.Sprintf("Config.EagerBudget %d is negative", cfg.EagerBudget))
 	}
 	if cfg.LocalNodes < 0 {
 		return errInvalid(fmt.Sprintf("Config.LocalNodes %d is negative", cfg.LocalNodes))
@@ -140,11 +160,12 @@ func (cfg *Config) singleton() *Comm {
 }
 
 func worldComm(w *world) *Comm {
-	group := make([]int, w.size)
-	for i := range group {
-		group[i] = i
+	c := w.newComm("world", 0, w.rank, w.size)
+	c.world = true
+	for i := range c.group {
+		c.group[i] = i
 	}
-	return &Comm{w: w, name: "world", ctx: 0, rank: w.rank, size: w.size, group: group, world: true}
+	return c
 }
 
 // InitLocal returns the n world communicators of a job whose ranks are
@@ -182,6 +203,9 @@ func (cfg *Config) InitLocal(n int) ([]*Comm, error) {
 	ws := make([]*world, n)
 	for i := range ws {
 		ws[i] = newWorld(i, n, nodes, cfg)
+		// Ranks of one emulated node share memory as processes of one
+		// node do (nodecoll.go).
+		ws[i].shmOK = len(cfg.Transports) == 0 || slices.Contains(cfg.Transports, "shm")
 	}
 	for i, w := range ws {
 		for j := range ws {

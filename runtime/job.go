@@ -140,10 +140,10 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env) (c *Comm, er
 	}
 	w.eps[env.Rank] = inproc.NewLink(env.Rank, w)
 	w.closers = append(opened, client)
-	w.onAbort = func(cause error) {
+	w.tellPeers = func(cause error) {
 		// Tell the peers the cause directly, so that it reaches them before
 		// they see this process exit. Best effort, bounded: a peer whose
-		// channel is full must not hold Abort up; the launcher stops the job
+		// channel is full must not hold this up; the launcher stops the job
 		// in any case.
 		msg := []byte(cause.Error())
 		var sent sync.WaitGroup
@@ -158,6 +158,9 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env) (c *Comm, er
 		case <-done:
 		case <-time.After(abortSendWait):
 		}
+	}
+	w.onAbort = func(cause error) {
+		w.tellPeers(cause)
 		_ = client.Abort(cause.Error())
 	}
 	w.onPeer = func(cause error) { _ = client.Failing(cause.Error()) }

@@ -31,6 +31,8 @@ import (
 type inMsg struct {
 	src, tag int
 	from     int    // world rank of the sender
+	call     uint32 // the call word of a collective's frame (call.go)
+	poison   bool   // eager: the payload is a collective's argument error
 	data     []byte // eager: the payload (owned)
 	rts      bool
 	size     int    // bytes
@@ -113,6 +115,12 @@ func (w *world) HandleFrame(from int, h wire.Header, body transport.Body) error 
 		msg, _ := body.Bytes()
 		w.failByPeer(fmt.Errorf("rank %d aborted the job: %s", from, msg))
 		return nil
+	case wire.KindClosing:
+		return w.onClosing(from)
+	case wire.KindCredit:
+		return w.onCredit(from, h)
+	case wire.KindCheck:
+		return w.onCheck(h)
 	}
 	return fmt.Errorf("unexpected frame kind %v from world rank %d", h.Kind, from)
 }
@@ -124,6 +132,7 @@ func (w *world) PeerLost(from int, err error) {
 
 func (w *world) onEager(from int, h wire.Header, body transport.Body) error {
 	src, tag := int(h.Src), int(h.Tag)
+	poison := h.Flags&wire.FlagPoison != 0
 	w.mu.Lock()
 	if w.failure != nil {
 		w.mu.Unlock()
@@ -132,12 +141,13 @@ func (w *world) onEager(from int, h wire.Header, body transport.Body) error {
 	q := w.queue(h.Context)
 	if r := q.takePosted(src, tag); r != nil {
 		w.mu.Unlock()
-		return r.fillEager(src, tag, body)
+		w.consumed(from, body.Len())
+		return r.fillEager(src, tag, h.Call, poison, body)
 	}
 	w.mu.Unlock()
 	// No receive yet: read the data before taking the lock again, so a slow
 	// payload never holds up the other peers' matching.
-	m := &inMsg{src: src, tag: tag, from: from, size: body.Len()}
+	m := &inMsg{src: src, tag: tag, from: from, call: h.Call, poison: poison, size: body.Len()}
 	if m.size > 0 {
 		m.data = make([]byte, m.size)
 		if err := body.ReadInto(m.data); err != nil {
@@ -147,19 +157,42 @@ func (w *world) onEager(from int, h wire.Header, body transport.Body) error {
 	w.mu.Lock()
 	if r := q.takePosted(src, tag); r != nil {
 		w.mu.Unlock()
-		return r.fillEager(src, tag, transport.BytesBody(m.data))
+		w.consumed(from, m.size)
+		return r.fillEager(src, tag, m.call, m.poison, transport.BytesBody(m.data))
 	}
 	probes := q.addUnexp(m)
+	w.unexpBytes += int64(m.size)
+	w.unexpPeak = max(w.unexpPeak, w.unexpBytes)
 	w.mu.Unlock()
 	completeAll(probes)
 	return nil
 }
 
-// fillEager delivers an eager payload into the receive r.
-func (r *Request) fillEager(src, tag int, body transport.Body) error {
+// fillEager delivers an eager payload, of a frame with call word call, into
+// the receive r. A collective's receive takes only a frame of its own call;
+// a poison frame of the same kind of call completes it with the argument
+// error it carries; a discarding receive takes anything and keeps nothing.
+func (r *Request) fillEager(src, tag int, call uint32, poison bool, body transport.Body) error {
 	n := body.Len()
 	r.status = Status{Source: src, Tag: tag, Bytes: n}
-	if n > len(r.buf) {
+	switch {
+	case poison && sameKind(call, r.call):
+		// The sender's own arguments may be what makes its word differ.
+		b, err := body.Bytes()
+		if err != nil {
+			r.complete(err)
+			return err
+		}
+		r.complete(decodeArgError(b))
+		return nil
+	case r.discard && sameKind(call, r.call):
+		// This rank's arguments, or the call's, are wrong already.
+		r.complete(nil)
+		return nil
+	case call != r.call:
+		r.complete(wordMismatch(r.c.name, r.c.rank, uint32(r.tag), r.call, src, call))
+		return nil
+	case n > len(r.buf):
 		r.complete(&truncError{got: n, room: len(r.buf)})
 		return nil
 	}
@@ -194,43 +227,53 @@ func (w *world) onRTS(from int, h wire.Header, body transport.Body) error {
 	q := w.queue(h.Context)
 	r := q.takePosted(src, tag)
 	if r == nil {
-		probes := q.addUnexp(&inMsg{src: src, tag: tag, from: from, rts: true, size: int(h.Arg1), sreq: h.Arg0, addr: addr})
+		probes := q.addUnexp(&inMsg{src: src, tag: tag, from: from, call: h.Call, rts: true, size: int(h.Arg1), sreq: h.Arg0, addr: addr})
 		w.mu.Unlock()
 		completeAll(probes)
 		return nil
 	}
-	cts, fail, single := w.acceptRTSLocked(r, from, src, tag, int(h.Arg1), h.Arg0, addr)
+	cts, done, fail, single := w.acceptRTSLocked(r, from, src, tag, h.Call, int(h.Arg1), h.Arg0, addr)
 	w.mu.Unlock()
 	if single {
 		return w.singleCopy(r, from, addr, cts, func(h wire.Header) error { w.sendAsync(from, h, nil); return nil })
 	}
 	w.sendAsync(from, cts, nil)
-	if fail != nil {
+	if done {
 		r.complete(fail)
 	}
 	return nil
 }
 
 // acceptRTSLocked matches the receive r with an announced rendezvous message
-// and returns the CTS to send (declining when the message does not fit,
-// which completes r with ErrTruncated). Callers hold w.mu.
-func (w *world) acceptRTSLocked(r *Request, from, src, tag, size int, sreq, addr uint64) (cts wire.Header, fail error, single bool) {
+// of a frame with call word call, and returns the CTS to send. With done, r
+// completes with fail once the CTS is out: the CTS declines a message of
+// another collective call, one for a discarding receive, an empty one (the
+// sender completes at once) and one that does not fit (ErrTruncated).
+// Callers hold w.mu.
+func (w *world) acceptRTSLocked(r *Request, from, src, tag int, call uint32, size int, sreq, addr uint64) (cts wire.Header, done bool, fail error, single bool) {
 	r.status = Status{Source: src, Tag: tag, Bytes: size}
 	cts = wire.Header{Kind: wire.KindCTS, Arg0: sreq}
-	if size > len(r.buf) {
+	switch {
+	case r.discard && sameKind(call, r.call), size == 0 && call == r.call:
 		cts.Flags = wire.FlagDecline
-		return cts, &truncError{got: size, room: len(r.buf)}, false
+		return cts, true, nil, false
+	case call != r.call:
+		cts.Flags = wire.FlagDecline
+		return cts, true, wordMismatch(r.c.name, r.c.rank, uint32(r.tag), r.call, src, call), false
+	case size > len(r.buf):
+		cts.Flags = wire.FlagDecline
+		return cts, true, &truncError{got: size, room: len(r.buf)}, false
 	}
 	if addr != 0 && w.cma[from].Load() {
 		// The caller copies the data itself (singleCopy), outside w.mu.
 		cts.Flags = wire.FlagCMA
-		return cts, nil, true
+		return cts, false, nil, true
 	}
 	r.id = w.newID()
 	r.size = size
 	w.recvs[r.id] = r
 	cts.Arg1 = r.id
-	return cts, nil, false
+	return cts, false, nil, false
 }
 
 func (w *world) onCTS(from int, h wire.Header) error {

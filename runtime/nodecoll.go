@@ -1,7 +1,9 @@
 package runtime
 
 import (
+	"encoding/binary"
 	"fmt"
+	"os"
 	goruntime "runtime"
 	"sync/atomic"
 	"time"
@@ -10,27 +12,35 @@ import (
 	"github.com/gorun-hpc/gorun/shm"
 )
 
-// Barrier, small Bcast and small Allreduce through one shared segment, on a
-// communicator whose ranks all run on one node.
+// Collectives through one shared segment, on a communicator whose ranks all
+// run on one node.
 //
-// Messages cost each rank a send, a match and a poll per round. When every
-// rank of c shares a node, the ranks instead map one segment, created on
-// c's first such call. Each rank owns two 64-byte lines, one for the calls
-// of each parity: the call's generation (the number of calls the rank has
-// entered), its element count, and up to 48 bytes of its data, so a
-// Barrier or a small Allreduce costs one cache-line transfer per peer.
-// Data up to 256 bytes goes into a slot per rank and parity beside. A call
-// writes data and count, then stores the generation (release), and waits
-// until every other rank's line of that parity shows it. Allreduce folds
-// the ranks' data in rank order, so every rank computes the same bits. A
-// line or slot is written again two calls later, when every rank has
-// entered the call in between and so finished reading it.
+// Every collective call on such a communicator starts with an arrival in
+// the segment. Each rank owns two 64-byte lines, one for the calls of each
+// parity: the call's generation (the number of calls the rank has entered),
+// its element count, its call descriptor (call word, element size, and a
+// flag for an argument error of this rank), and up to 40 bytes of its data.
+// A call writes data, count and descriptor, then stores the generation
+// (release), and waits until every other rank's line of that parity shows
+// it; then every rank compares every rank's descriptor and count with its
+// own, so a rank that made another call, passed another root, op or count,
+// or saw an error in its own arguments (whose text it leaves in its slot)
+// makes every rank return the same ErrInvalid before any data moves.
+//
+// Barrier is the arrival alone. Bcast and Allreduce of up to 256 bytes put
+// their data in the line or a slot per rank and parity beside, so they too
+// cost one arrival; Allreduce folds the ranks' data in rank order, so every
+// rank computes the same bits. The other calls, and larger ones, go on with
+// messages once the arrival has shown that every rank agrees. A line or
+// slot is written again two calls later, when every rank has entered the
+// call in between and so finished reading it.
 //
 //	offset                 size   what
 //	64·(2r+p)              8      generation of rank r's last call of parity p
-//	64·(2r+p) + 8          8      its element count (Allreduce), or 0
-//	64·(2r+p) + 16         48     its data, when at most 48 bytes
-//	128·n + 256·(2r+p)     256    its data, when 49 to 256 bytes
+//	64·(2r+p) + 8          8      its element count, or ^0 where counts may differ
+//	64·(2r+p) + 16         8      its descriptor: call word | element size<<32 | error<<40
+//	64·(2r+p) + 24         40     its data, when at most 40 bytes
+//	128·n + 256·(2r+p)     256    its data (41 to 256 bytes), or its error text
 //	640·n                  8      sleepers: ranks that may sleep on bell
 //	640·n + 64             4      bell: futex word, bumped by every arrival
 //
@@ -47,9 +57,11 @@ type nodeColl struct {
 
 const (
 	ncLine     = 64
-	ncInline   = ncLine - 16 // data bytes that fit in a rank's line
-	ncSlot     = 256         // largest Allreduce payload in bytes that takes this path
+	ncHead     = 24              // generation, count, descriptor
+	ncInline   = ncLine - ncHead // data bytes that fit in a rank's line
+	ncSlot     = 256             // largest Bcast or Allreduce payload in bytes that takes this path
 	ncMaxRanks = 64
+	ncErrFlag  = 1 << 40 // in a descriptor: the rank's arguments are wrong; the slot holds why
 )
 
 func ncSize(n int) int64 { return int64(ncOffSleepers(n) + 2*ncLine) }
@@ -68,7 +80,7 @@ func (c *Comm) nodeColl() *nodeColl {
 	}
 	c.ncState = ncNone
 	w := c.w
-	if w.jobID == "" || !w.shmOK || c.size < 2 || c.size > ncMaxRanks {
+	if !w.shmOK || c.size < 2 || c.size > ncMaxRanks {
 		return nil
 	}
 	for _, wr := range c.group {
@@ -85,56 +97,12 @@ func (c *Comm) nodeColl() *nodeColl {
 	return nc
 }
 
-// setupNodeColl maps c's segment on every rank: rank 0 creates it, the others
-// open it, all agree that everyone succeeded, and rank 0 removes the name.
-// It uses messages only, so every rank returns the same outcome.
+// setupNodeColl maps c's segment on every rank. It uses messages only, so
+// every rank returns the same outcome.
 func (c *Comm) setupNodeColl() (*nodeColl, error) {
-	name := fmt.Sprintf("%scoll-%d-%d", bootstrap.ShmPrefix(c.w.jobID), c.ctx, c.group[0])
-	var seg *shm.Segment
-	var err error
-	if c.rank == 0 {
-		seg, err = shm.Create(ncSize(c.size), shm.Options{Name: name})
-	}
-	// Rank 0's outcome first, so no rank opens a name that will not exist.
-	ok := []int32{1}
+	seg, err := c.shareSegment(ncSize(c.size))
 	if err != nil {
-		ok[0] = 0
-	}
-	if berr := Bcast(c, ok, 0); berr != nil {
-		return nil, berr
-	}
-	if ok[0] == 0 {
-		return nil, fmt.Errorf("rank 0 could not create the segment (%v)", err)
-	}
-	if c.rank != 0 {
-		seg, err = shm.Open(name, shm.Options{})
-		if err == nil && seg.Size() < ncSize(c.size) {
-			seg.Close()
-			seg, err = nil, fmt.Errorf("segment %s has %d bytes, want %d", name, seg.Size(), ncSize(c.size))
-		}
-	}
-	mine := []int32{1}
-	if err != nil {
-		mine[0] = 0
-	}
-	all := []int32{0}
-	if aerr := allreduceMsg(c, mine, all, Min); aerr != nil || all[0] == 0 {
-		if seg != nil {
-			if c.rank == 0 {
-				seg.Unlink()
-			}
-			seg.Close()
-		}
-		if aerr != nil {
-			return nil, aerr
-		}
-		return nil, fmt.Errorf("a rank could not open the segment (this one: %v)", err)
-	}
-	// Everyone has it mapped: the name can go.
-	if c.rank == 0 {
-		if err := seg.Unlink(); err != nil {
-			c.w.log.Debug("runtime: unlinking a collective segment", "name", name, "err", err)
-		}
+		return nil, err
 	}
 	words, err := shm.View[uint64](seg, 0, int(ncSize(c.size)/8))
 	if err != nil {
@@ -146,11 +114,6 @@ func (c *Comm) setupNodeColl() (*nodeColl, error) {
 		seg.Close()
 		return nil, err
 	}
-	// The mapping is all we need; the descriptor would count against the
-	// process's limit for every communicator.
-	if err := seg.CloseFD(); err != nil {
-		c.w.log.Debug("runtime: closing a collective segment's descriptor", "err", err)
-	}
 	nc := &nodeColl{seg: seg, words: words, bell: &bells[0], n: c.size, me: c.rank}
 	// Unmapped once c is unreachable, not by Close: a goroutine that is
 	// still in a collective on c (after a panic elsewhere, say) must not
@@ -159,32 +122,165 @@ func (c *Comm) setupNodeColl() (*nodeColl, error) {
 	return nc, nil
 }
 
+// shareSegment gives every rank of c, all on one node, a mapping of one
+// new zeroed segment of size bytes (collective, over messages; every rank
+// returns the same outcome). Rank 0 creates it anonymous (a memfd) and the
+// others open it through /proc/<pid>/fd, so no name exists at any time and
+// the memory is gone with the last rank that maps it, whatever kills the
+// job. Where /proc is closed to that, it falls back to a job-tagged name
+// that rank 0 removes as soon as every rank has mapped it (and that gorun
+// sweeps if the job dies before). The descriptor is closed: the mapping is
+// all the ranks keep.
+func (c *Comm) shareSegment(size int64) (*shm.Segment, error) {
+	var seg *shm.Segment
+	var err error
+	info := []int64{0, int64(os.Getpid()), -1} // ok, pid, fd
+	if c.rank == 0 {
+		if seg, err = shm.Create(size, shm.Options{}); err == nil {
+			info[0], info[2] = 1, int64(seg.FD())
+		}
+	}
+	if berr := Bcast(c, info, 0); berr != nil {
+		if seg != nil {
+			seg.Close()
+		}
+		return nil, berr
+	}
+	if info[0] == 0 {
+		return nil, fmt.Errorf("rank 0 could not create the segment (%v)", err)
+	}
+	if c.rank != 0 {
+		seg, err = shm.OpenPeer(int(info[1]), int(info[2]), size)
+	}
+	if ok, aerr := c.allOK(err); aerr != nil || !ok {
+		if seg != nil {
+			seg.Close()
+		}
+		if aerr != nil {
+			return nil, aerr
+		}
+		if c.w.jobID == "" {
+			return nil, fmt.Errorf("a rank could not open the segment through /proc (this one: %v)", err)
+		}
+		return c.shareNamed(size)
+	}
+	if err := seg.CloseFD(); err != nil {
+		c.w.log.Debug("runtime: closing a shared segment's descriptor", "err", err)
+	}
+	return seg, nil
+}
+
+// shareNamed is shareSegment through a job-tagged name.
+func (c *Comm) shareNamed(size int64) (*shm.Segment, error) {
+	name := fmt.Sprintf("%scoll-%d-%d", bootstrap.ShmPrefix(c.w.jobID), c.ctx, c.group[0])
+	var seg *shm.Segment
+	var err error
+	if c.rank == 0 {
+		seg, err = shm.Create(size, shm.Options{Name: name})
+	}
+	// Rank 0's outcome first, so no rank opens a name that will not exist.
+	if ok, aerr := c.rootOK(err); aerr != nil || !ok {
+		if aerr != nil {
+			return nil, aerr
+		}
+		return nil, fmt.Errorf("rank 0 could not create the segment %s (%v)", name, err)
+	}
+	if c.rank != 0 {
+		seg, err = shm.Open(name, shm.Options{})
+		if err == nil && seg.Size() < size {
+			seg.Close()
+			seg, err = nil, fmt.Errorf("segment %s has %d bytes, want %d", name, seg.Size(), size)
+		}
+	}
+	ok, aerr := c.allOK(err)
+	if c.rank == 0 {
+		// Everyone has it mapped, or given up: the name can go.
+		if err := seg.Unlink(); err != nil {
+			c.w.log.Debug("runtime: unlinking a shared segment", "name", name, "err", err)
+		}
+	}
+	if aerr != nil || !ok {
+		if seg != nil {
+			seg.Close()
+		}
+		if aerr != nil {
+			return nil, aerr
+		}
+		return nil, fmt.Errorf("a rank could not open the segment %s (this one: %v)", name, err)
+	}
+	if err := seg.CloseFD(); err != nil {
+		c.w.log.Debug("runtime: closing a shared segment's descriptor", "err", err)
+	}
+	return seg, nil
+}
+
+// allOK reports whether err is nil on every rank of c (collective).
+func (c *Comm) allOK(err error) (bool, error) {
+	v := []int32{1}
+	if err != nil {
+		v[0] = 0
+	}
+	if aerr := Allreduce(c, v, v, Min); aerr != nil {
+		return false, aerr
+	}
+	return v[0] == 1, nil
+}
+
+// rootOK reports to every rank of c whether err is nil on rank 0.
+func (c *Comm) rootOK(err error) (bool, error) {
+	v := []int32{1}
+	if err != nil {
+		v[0] = 0
+	}
+	if berr := Bcast(c, v, 0); berr != nil {
+		return false, berr
+	}
+	return v[0] == 1, nil
+}
+
 // line returns the index in words of rank r's line for generation g.
 func (nc *nodeColl) line(r int, g uint64) int { return (2*r + int(g%2)) * ncLine / 8 }
 
 // data returns the n bytes of rank r's data for generation g.
 func (nc *nodeColl) data(r int, g uint64, n int) []byte {
-	off := (2*r+int(g%2))*ncLine + 16
+	off := (2*r+int(g%2))*ncLine + ncHead
 	if n > ncInline {
-		off = 2*ncLine*nc.n + (2*r+int(g%2))*ncSlot
+		off = nc.slotOff(r, g)
 	}
 	return nc.seg.Bytes()[off : off+n : off+n]
 }
 
+func (nc *nodeColl) slotOff(r int, g uint64) int { return 2*ncLine*nc.n + (2*r+int(g%2))*ncSlot }
+
 func (nc *nodeColl) genWord(r int, g uint64) *uint64   { return &nc.words[nc.line(r, g)] }
 func (nc *nodeColl) countWord(r int, g uint64) *uint64 { return &nc.words[nc.line(r, g)+1] }
+func (nc *nodeColl) descWord(r int, g uint64) *uint64  { return &nc.words[nc.line(r, g)+2] }
 func (nc *nodeColl) sleepers() *uint64                 { return &nc.words[ncOffSleepers(nc.n)/8] }
 
-// arrive publishes this rank's entry into a new call with count elements
-// whose bytes data are copied into its slot, then waits for every rank to
-// enter the same call. It returns the call's generation.
-func (nc *nodeColl) arrive(c *Comm, data []byte, count int) (uint64, error) {
+// arrive publishes this rank's entry into call k (its identity, its
+// argument error local or else data, of at most ncSlot bytes), waits for
+// every rank to enter the same call, and checks that all agree. It returns
+// the call's generation.
+func (nc *nodeColl) arrive(k *coll, data []byte, local error) (uint64, error) {
 	nc.gen++
 	g := nc.gen
-	copy(nc.data(nc.me, g, len(data)), data)
-	atomic.StoreUint64(nc.countWord(nc.me, g), uint64(count))
-	// release (seq-cst): data and count above happen-before the loads of
-	// the ranks that see this generation.
+	desc := uint64(k.word) | uint64(uint8(k.id.esize))<<32
+	if local != nil {
+		desc |= ncErrFlag
+		msg := newArgError(nc.me, local).msg
+		slot := nc.seg.Bytes()[nc.slotOff(nc.me, g):][:ncSlot]
+		n := copy(slot[2:], msg)
+		binary.LittleEndian.PutUint16(slot, uint16(n))
+	} else {
+		copy(nc.data(nc.me, g, len(data)), data)
+	}
+	// Plain stores: no rank reads this line before it sees the
+	// generation stored below, and none writes it again before every rank
+	// has finished reading it (two calls later).
+	*nc.countWord(nc.me, g) = uint64(k.id.count)
+	*nc.descWord(nc.me, g) = desc
+	// release (seq-cst): data, count and descriptor above happen-before
+	// the loads of the ranks that see this generation.
 	atomic.StoreUint64(nc.genWord(nc.me, g), g)
 	// Dekker with a sleeping rank: we store gen then load sleepers; it
 	// increments sleepers then loads every gen.
@@ -192,7 +288,59 @@ func (nc *nodeColl) arrive(c *Comm, data []byte, count int) (uint64, error) {
 		atomic.AddUint32(nc.bell, 1)
 		shm.Wake(nc.bell, ncMaxRanks)
 	}
-	return g, nc.await(c, g)
+	if err := nc.await(k, g); err != nil {
+		return g, err
+	}
+	if desc&ncErrFlag != 0 {
+		return g, nc.disagreement(k, g)
+	}
+	count := uint64(k.id.count)
+	for r := range nc.n {
+		// Plain loads: the acquire load of r's generation in await
+		// ordered them after r's stores.
+		if *nc.descWord(r, g) != desc || *nc.countWord(r, g) != count {
+			return g, nc.disagreement(k, g)
+		}
+	}
+	return g, nil
+}
+
+// disagreement is the error of call g in which the ranks' lines differ:
+// the argument error of the lowest rank that had one, else the difference
+// between rank 0's call and the first rank's that differs. Every rank reads
+// the same lines, so every rank returns the same error.
+func (nc *nodeColl) disagreement(k *coll, g uint64) error {
+	for r := range nc.n {
+		if atomic.LoadUint64(nc.descWord(r, g))&ncErrFlag != 0 {
+			slot := nc.seg.Bytes()[nc.slotOff(r, g):][:ncSlot]
+			n := min(int(binary.LittleEndian.Uint16(slot)), ncSlot-2)
+			return &argError{rank: r, msg: string(slot[2 : 2+n])}
+		}
+	}
+	first := nc.callAt(0, g)
+	for r := 1; r < nc.n; r++ {
+		if d := differs(first, 0, nc.callAt(r, g), r); d != "" {
+			return &mismatchError{comm: k.c.name, seq: k.seq, msg: d}
+		}
+	}
+	return &mismatchError{comm: k.c.name, seq: k.seq, msg: "the ranks' calls differ"}
+}
+
+// callAt decodes rank r's call identity for generation g.
+func (nc *nodeColl) callAt(r int, g uint64) callID {
+	desc := atomic.LoadUint64(nc.descWord(r, g))
+	w := uint32(desc)
+	id := callID{
+		kind:  collKind(w & (1<<wordKindBits - 1)),
+		op:    Op(w >> wordKindBits & (1<<wordOpBits - 1)),
+		root:  -1,
+		count: int(atomic.LoadUint64(nc.countWord(r, g))),
+		esize: int(uint8(desc >> 32)),
+	}
+	if id.kind.rooted() {
+		id.root = int(w>>wordArgShift) - 1
+	}
+	return id
 }
 
 // all reports whether every rank entered generation g.
@@ -206,11 +354,15 @@ func (nc *nodeColl) all(g uint64) bool {
 	return true
 }
 
-// await waits until every rank entered generation g: polling for
-// pollBudget, then sleeping on the bell, in slices of at most 100 ms so
-// that a failed world (a rank died) or the watchdog ends the wait.
-func (nc *nodeColl) await(c *Comm, g uint64) error {
+// await waits until every rank entered generation g of call k: polling
+// for pollBudget, then sleeping on the bell, in slices of at most 100 ms so
+// that a failed world (a rank died) or the watchdog ends the wait. After
+// stallAfter it asks the ranks still missing which call they make
+// (verify.go).
+func (nc *nodeColl) await(k *coll, g uint64) error {
+	c := k.c
 	w := c.w
+	checked := false
 	var start time.Time
 	for i := 1; ; i++ {
 		if nc.all(g) {
@@ -222,6 +374,11 @@ func (nc *nodeColl) await(c *Comm, g uint64) error {
 		if err := w.err(); err != nil {
 			return err
 		}
+		if w.goneN.Load() != 0 && c.ctx+1 != worldCollCtx {
+			if err := nc.goneErr(k, g); err != nil {
+				return err
+			}
+		}
 		if start.IsZero() {
 			start = time.Now()
 		}
@@ -229,6 +386,14 @@ func (nc *nodeColl) await(c *Comm, g uint64) error {
 		if w.timeout > 0 && waited > w.timeout {
 			w.abort(fmt.Errorf("watchdog: collective on %s rank %d waited longer than %v", c.name, c.rank, w.timeout))
 			return w.err()
+		}
+		if !checked && waited > stallAfter {
+			checked = true
+			for r := range nc.n {
+				if atomic.LoadUint64(nc.genWord(r, g)) < g {
+					w.sendCheck(c, r, k.tag, k.word)
+				}
+			}
 		}
 		if waited < pollBudget {
 			if i%512 == 0 {
@@ -245,17 +410,14 @@ func (nc *nodeColl) await(c *Comm, g uint64) error {
 	}
 }
 
-// counts checks that every rank passed the same number of elements to call
-// g; every rank reads the same words, so all return the same error.
-func (nc *nodeColl) counts(g uint64) error {
-	first := atomic.LoadUint64(nc.countWord(0, g))
-	for r := 1; r < nc.n; r++ {
-		if atomic.LoadUint64(nc.countWord(r, g)) != first {
-			all := make([]uint64, nc.n)
-			for q := range all {
-				all[q] = atomic.LoadUint64(nc.countWord(q, g))
-			}
-			return errInvalid(fmt.Sprintf("the ranks passed different counts (elements by rank: %v)", all))
+// goneErr aborts the world if a rank that has not entered generation g of
+// call k has entered Close of its world: it never will (unless c is the
+// world, where its Close barrier is still to come).
+func (nc *nodeColl) goneErr(k *coll, g uint64) error {
+	c := k.c
+	for r := range nc.n {
+		if atomic.LoadUint64(nc.genWord(r, g)) < g && c.w.gone[c.group[r]].Load() {
+			return k.abort(&peerClosedError{rank: r, comm: c.name})
 		}
 	}
 	return nil
@@ -263,20 +425,16 @@ func (nc *nodeColl) counts(g uint64) error {
 
 // allreduceNode is Allreduce through c's segment: acc holds this rank's
 // input and gets the result, folded in rank order. Every Allreduce on c
-// arrives here, whatever its size, so that all ranks agree on the counts
-// (a mismatch is the same error everywhere, not a hang); a payload larger
-// than a slot then goes on with messages, and the caller sees that acc
-// still needs reducing from done == false.
-func allreduceNode[T Elem](c *Comm, nc *nodeColl, acc []T, f func(dst, src []T)) (done bool, err error) {
+// arrives here, whatever its size; a payload larger than a slot then goes
+// on with messages, and the caller sees that acc still needs reducing from
+// done == false.
+func allreduceNode[T Elem](k *coll, nc *nodeColl, acc []T, f func(dst, src []T), local error) (done bool, err error) {
 	var data []byte
 	if len(acc)*sizeOf[T]() <= ncSlot {
 		data = asBytes(acc)
 	}
-	g, err := nc.arrive(c, data, len(acc))
+	g, err := nc.arrive(k, data, local)
 	if err != nil {
-		return true, err
-	}
-	if err := nc.counts(g); err != nil {
 		return true, err
 	}
 	if data == nil {
@@ -290,27 +448,23 @@ func allreduceNode[T Elem](c *Comm, nc *nodeColl, acc []T, f func(dst, src []T))
 	return true, nil
 }
 
-// bcastNode is Bcast through c's segment: the root's b (count elements)
-// reaches every rank. Like allreduceNode, every Bcast on c arrives here so
-// the ranks agree on the counts; a payload larger than a slot then goes on
-// with messages (done == false).
-func bcastNode(c *Comm, nc *nodeColl, b []byte, count, root int) (done bool, err error) {
+// bcastNode is Bcast through c's segment: the root's b reaches every rank.
+// Like allreduceNode, every Bcast on c arrives here; a payload larger than a
+// slot then goes on with messages (done == false).
+func bcastNode(k *coll, nc *nodeColl, b []byte, root int, local error) (done bool, err error) {
 	small := len(b) <= ncSlot
 	var data []byte
-	if small && c.rank == root {
+	if small && k.c.rank == root {
 		data = b
 	}
-	g, err := nc.arrive(c, data, count)
+	g, err := nc.arrive(k, data, local)
 	if err != nil {
-		return true, err
-	}
-	if err := nc.counts(g); err != nil {
 		return true, err
 	}
 	if !small {
 		return false, nil
 	}
-	if c.rank != root {
+	if k.c.rank != root {
 		copy(b, nc.data(root, g, len(b)))
 	}
 	return true, nil

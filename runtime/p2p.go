@@ -22,11 +22,7 @@ func Send[T Elem](c *Comm, buf []T, dest, tag int) error {
 	if err := c.checkP2P(dest, tag, false); err != nil {
 		return c.opErr("Send", dest, err)
 	}
-	b := asBytes(buf)
-	if len(b) <= c.w.eager {
-		return c.opErr("Send", dest, c.sendEager(c.ctx, b, dest, int32(tag)))
-	}
-	r, err := c.isend(c.ctx, b, dest, int32(tag), sizeOf[T](), "Send")
+	r, err := c.isend(c.ctx, asBytes(buf), dest, int32(tag), 0, sizeOf[T](), "Send")
 	if err != nil {
 		return c.opErr("Send", dest, err)
 	}
@@ -40,7 +36,7 @@ func Isend[T Elem](c *Comm, buf []T, dest, tag int) (*Request, error) {
 	if err := c.checkP2P(dest, tag, false); err != nil {
 		return nil, c.opErr("Isend", dest, err)
 	}
-	r, err := c.isend(c.ctx, asBytes(buf), dest, int32(tag), sizeOf[T](), "Isend")
+	r, err := c.isend(c.ctx, asBytes(buf), dest, int32(tag), 0, sizeOf[T](), "Isend")
 	return r, c.opErr("Isend", dest, err)
 }
 
@@ -56,7 +52,7 @@ func Recv[T Elem](c *Comm, buf []T, src, tag int) (Status, error) {
 		return Status{}, c.opErr("Recv", src, err)
 	}
 	// The request never leaves this call, so it can be reused.
-	r, err := c.irecv(c.ctx, asBytes(buf), src, tag, sizeOf[T](), "Recv", true)
+	r, err := c.irecv(c.ctx, asBytes(buf), src, tag, 0, false, sizeOf[T](), "Recv", true)
 	if err != nil {
 		return Status{}, c.opErr("Recv", src, err)
 	}
@@ -71,7 +67,7 @@ func Irecv[T Elem](c *Comm, buf []T, src, tag int) (*Request, error) {
 	if err := c.checkP2P(src, tag, true); err != nil {
 		return nil, c.opErr("Irecv", src, err)
 	}
-	r, err := c.irecv(c.ctx, asBytes(buf), src, tag, sizeOf[T](), "Irecv", false)
+	r, err := c.irecv(c.ctx, asBytes(buf), src, tag, 0, false, sizeOf[T](), "Irecv", false)
 	return r, c.opErr("Irecv", src, err)
 }
 
@@ -120,23 +116,48 @@ func (c *Comm) checkP2P(peer, tag int, recv bool) error {
 	return nil
 }
 
-// sendEager sends b in one frame and returns when b may be reused.
-func (c *Comm) sendEager(ctx uint32, b []byte, dest int, tag int32) error {
-	h := wire.Header{Kind: wire.KindEager, Context: ctx, Src: int32(c.rank), Tag: tag}
-	return c.w.send(c.group[dest], h, b)
+// sendEager sends b in one frame of call word call and returns when b may
+// be reused, or reports false, having sent nothing, when the receiver's
+// budget for this rank's eager messages is spent (flow.go).
+func (c *Comm) sendEager(ctx uint32, b []byte, dest int, tag int32, call uint32) (bool, error) {
+	to := c.group[dest]
+	if !c.w.takeCredit(to, len(b)) {
+		return false, nil
+	}
+	h := wire.Header{Kind: wire.KindEager, Context: ctx, Src: int32(c.rank), Tag: tag, Call: call}
+	return true, c.w.send(to, h, b)
 }
 
-// isend starts a send on context ctx: eager messages go out at once and
-// return a completed request; larger ones send an RTS and wait for the CTS.
-func (c *Comm) isend(ctx uint32, b []byte, dest int, tag int32, esize int, op string) (*Request, error) {
+// sendPoison sends a collective's argument error to dest in place of the
+// data of call word call: always eager, whatever the credit.
+func (c *Comm) sendPoison(ctx uint32, dest int, tag int32, call uint32, e *argError) error {
+	to := c.group[dest]
+	b := e.encode()
+	c.w.credit[to].Add(-eagerCost(len(b)))
+	h := wire.Header{Kind: wire.KindEager, Flags: wire.FlagPoison, Context: ctx, Src: int32(c.rank), Tag: tag, Call: call}
+	return c.w.send(to, h, b)
+}
+
+// isend starts a send on context ctx of call word call (0 for
+// point-to-point): a message up to the eager limit that the receiver's
+// budget allows goes out at once and returns a completed request; any other
+// sends an RTS and waits for the CTS.
+func (c *Comm) isend(ctx uint32, b []byte, dest int, tag int32, call uint32, esize int, op string) (*Request, error) {
+	if err := c.sendable(ctx, dest); err != nil {
+		return nil, err
+	}
 	if len(b) <= c.w.eager {
-		if err := c.sendEager(ctx, b, dest, tag); err != nil {
+		ok, err := c.sendEager(ctx, b, dest, tag, call)
+		if err != nil {
 			return nil, err
 		}
-		return sent, nil
+		if ok {
+			return sent, nil
+		}
 	}
 	r := c.newRequest(op, reqSend, dest, b, esize)
 	r.to = c.group[dest]
+	r.ctx, r.tag, r.call = ctx, int(tag), call
 	w := c.w
 	w.mu.Lock()
 	if err := w.errLocked(); err != nil {
@@ -146,7 +167,7 @@ func (c *Comm) isend(ctx uint32, b []byte, dest int, tag int32, esize int, op st
 	r.id = w.newID()
 	w.sends[r.id] = r
 	w.mu.Unlock()
-	h := wire.Header{Kind: wire.KindRTS, Context: ctx, Src: int32(c.rank), Tag: tag, Arg0: r.id, Arg1: uint64(len(b))}
+	h := wire.Header{Kind: wire.KindRTS, Context: ctx, Src: int32(c.rank), Tag: tag, Call: call, Arg0: r.id, Arg1: uint64(len(b))}
 	payload, flags := w.rtsPayload(r.to, b)
 	h.Flags |= flags
 	if err := w.send(r.to, h, payload); err != nil {
@@ -158,19 +179,21 @@ func (c *Comm) isend(ctx uint32, b []byte, dest int, tag int32, esize int, op st
 	return r, nil
 }
 
-// irecv posts a receive on context ctx, or matches an unexpected message at
-// once.
+// irecv posts a receive on context ctx for a frame of call word call (0 for
+// point-to-point), or matches an unexpected message at once. A discarding
+// receive (a collective that knows of an argument error) takes any message
+// and keeps nothing of it.
 //
 // A pooled request comes from reqPool; the caller must not let it escape
 // and hands it to recycle once it waited for it.
-func (c *Comm) irecv(ctx uint32, b []byte, src, tag, esize int, op string, pooled bool) (*Request, error) {
+func (c *Comm) irecv(ctx uint32, b []byte, src, tag int, call uint32, discard bool, esize int, op string, pooled bool) (*Request, error) {
 	var r *Request
 	if pooled {
 		r = c.pooledRequest(op, reqRecv, src, b, esize)
 	} else {
 		r = c.newRequest(op, reqRecv, src, b, esize)
 	}
-	r.ctx, r.src, r.tag = ctx, src, tag
+	r.ctx, r.src, r.tag, r.call, r.discard = ctx, src, tag, call, discard
 	w := c.w
 	w.mu.Lock()
 	if err := w.errLocked(); err != nil {
@@ -180,6 +203,10 @@ func (c *Comm) irecv(ctx uint32, b []byte, src, tag, esize int, op string, poole
 	q := w.queue(ctx)
 	i := q.findUnexp(r)
 	if i < 0 {
+		if w.unreachable(r) {
+			w.mu.Unlock()
+			return nil, w.closedPeerErr(r)
+		}
 		q.posted = append(q.posted, r)
 		w.mu.Unlock()
 		return r, nil
@@ -187,11 +214,13 @@ func (c *Comm) irecv(ctx uint32, b []byte, src, tag, esize int, op string, poole
 	m := q.unexp[i]
 	q.unexp = append(q.unexp[:i], q.unexp[i+1:]...)
 	if !m.rts {
+		w.unexpBytes -= int64(m.size)
 		w.mu.Unlock()
-		_ = r.fillEager(m.src, m.tag, transport.BytesBody(m.data))
+		w.consumed(m.from, m.size)
+		_ = r.fillEager(m.src, m.tag, m.call, m.poison, transport.BytesBody(m.data))
 		return r, nil
 	}
-	cts, fail, single := w.acceptRTSLocked(r, m.from, m.src, m.tag, m.size, m.sreq, m.addr)
+	cts, done, fail, single := w.acceptRTSLocked(r, m.from, m.src, m.tag, m.call, m.size, m.sreq, m.addr)
 	w.mu.Unlock()
 	if single {
 		err := w.singleCopy(r, m.from, m.addr, cts, func(h wire.Header) error { return w.send(m.from, h, nil) })
@@ -203,7 +232,7 @@ func (c *Comm) irecv(ctx uint32, b []byte, src, tag, esize int, op string, poole
 	if err := w.send(m.from, cts, nil); err != nil {
 		return nil, err
 	}
-	if fail != nil {
+	if done {
 		r.complete(fail)
 	}
 	return r, nil
@@ -224,6 +253,9 @@ func (c *Comm) probe(src, tag, esize int, block bool) (*Request, Status, bool, e
 	if i := q.findUnexp(r); i >= 0 {
 		m := q.unexp[i]
 		return nil, Status{Source: m.src, Tag: m.tag, Count: m.size / esize, Bytes: m.size}, true, nil
+	}
+	if w.unreachable(r) {
+		return nil, Status{}, false, w.closedPeerErr(r)
 	}
 	if block {
 		q.probes = append(q.probes, r)

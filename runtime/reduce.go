@@ -13,46 +13,39 @@ const ringThreshold = 64 << 10
 // Bcast sends buf from rank root to every other rank of c, where it
 // overwrites buf (MPI_Bcast).
 //
-// Bcast is collective over c and blocking; every rank passes a buf of the
-// same length. It uses a binomial tree; on a communicator that spans
-// several nodes with several ranks on some node, binomial trees inside the
-// root's node, among the node leaders, and inside the other nodes
-// (hier.go). Errors: ErrInvalid for a bad root
-// (on every rank); a length that differs between ranks aborts the world;
-// ErrAborted, ErrClosed.
+// Bcast is collective over c and blocking; every rank passes the same root
+// and a buf of the same length. It uses a binomial tree; on a communicator
+// that spans several nodes with several ranks on some node, binomial trees
+// inside the root's node, among the node leaders, and inside the other
+// nodes (hier.go); on a one-node communicator, up to 256 bytes go through
+// the shared segment. Errors: ErrInvalid for a root out of range or
+// arguments that differ between ranks — on a one-node communicator returned
+// by every rank, otherwise the cause of ErrAborted on every rank (see
+// Errors in the package doc); ErrAborted, ErrClosed.
 func Bcast[T Elem](c *Comm, buf []T, root int) error {
 	if c == nil {
 		return (*Comm)(nil).opErr("Bcast", root, checkSerialRoot(root))
 	}
-	k, err := c.startRooted("Bcast", root)
-	if err != nil {
+	local := c.checkRoot(root)
+	var k coll
+	if err := c.begin(&k, "Bcast", rootedCall(callBcast, root, len(buf), sizeOf[T]())); err != nil {
 		return c.opErr("Bcast", root, err)
 	}
-	if c.hierarchical() {
-		return c.opErr("Bcast", root, hierBcast(c, asBytes(buf), root))
-	}
+	k.strict = true
+	b := asBytes(buf)
 	if nc := c.nodeColl(); nc != nil {
-		if done, err := bcastNode(c, nc, asBytes(buf), len(buf), root); done || err != nil {
+		if done, err := bcastNode(&k, nc, b, root, local); done || err != nil {
 			return c.opErr("Bcast", root, err)
 		}
+		return c.opErr("Bcast", root, k.end(k.bcast(b, root)))
 	}
-	return c.opErr("Bcast", root, k.bcast(asBytes(buf), root))
-}
-
-// start checks the communicator and begins a collective.
-func (c *Comm) start(op string) (coll, error) {
-	if c.closed.Load() {
-		return coll{}, ErrClosed
+	if local != nil {
+		return c.opErr("Bcast", root, k.abort(newArgError(c.rank, local)))
 	}
-	return c.begin(op)
-}
-
-// startRooted is start for a collective with a root, which it checks first.
-func (c *Comm) startRooted(op string, root int) (coll, error) {
-	if err := c.checkRoot(root); err != nil {
-		return coll{}, err
+	if c.hierarchical() {
+		return c.opErr("Bcast", root, k.end(hierBcast(&k, b, root)))
 	}
-	return c.start(op)
+	return c.opErr("Bcast", root, k.end(k.bcast(b, root)))
 }
 
 func checkSerialRoot(root int) error {
@@ -64,7 +57,7 @@ func checkSerialRoot(root int) error {
 
 // bcast is the binomial tree: in round i, every rank that has the data
 // sends it to the rank 2^i above it (relative to root).
-func (k coll) bcast(b []byte, root int) error {
+func (k *coll) bcast(b []byte, root int) error {
 	n, vr := k.c.size, (k.c.rank-root+k.c.size)%k.c.size
 	mask := 1
 	for ; mask < n; mask <<= 1 {
@@ -92,32 +85,35 @@ func (k coll) bcast(b []byte, root int) error {
 // rank root (MPI_Reduce). recv is only used at root, where it must have
 // len(send) elements; elsewhere it may be nil.
 //
-// Reduce is collective over c and blocking. It uses a binomial tree.
-// Errors: ErrInvalid for a bad root or an op not defined for T (on every
-// rank); a recv of the wrong length at root aborts the world; ErrAborted,
-// ErrClosed.
+// Reduce is collective over c and blocking; every rank passes the same op,
+// root and len(send). It uses a binomial tree. Errors: ErrInvalid for an op
+// not defined for T, a root out of range, a recv of the wrong length at
+// root, or arguments that differ between ranks — on a one-node
+// communicator returned by every rank, otherwise the cause of ErrAborted on
+// every rank; ErrAborted, ErrClosed.
 func Reduce[T Elem](c *Comm, send, recv []T, op Op, root int) error {
-	f, err := commKernel[T](c, op)
+	f, local := commKernel[T](c, op)
 	if c == nil {
-		if err == nil {
-			err = checkSerialRoot(root)
+		if local == nil {
+			local = checkSerialRoot(root)
 		}
-		if err == nil {
-			err = serialCopy(send, recv)
+		if local == nil {
+			local = serialCopy(send, recv)
 		}
-		return (*Comm)(nil).opErr("Reduce", root, err)
+		return (*Comm)(nil).opErr("Reduce", root, local)
 	}
-	if err != nil {
+	if local == nil {
+		local = c.checkRoot(root)
+	}
+	if local == nil && c.rank == root && len(recv) != len(send) {
+		local = errInvalid(fmt.Sprintf("recv has %d elements, want len(send) = %d", len(recv), len(send)))
+	}
+	var k coll
+	id := callID{kind: callReduce, op: op, root: root, count: len(send), esize: sizeOf[T]()}
+	if err := c.enterStrict(&k, "Reduce", id, local); err != nil {
 		return c.opErr("Reduce", root, err)
 	}
-	k, err := c.startRooted("Reduce", root)
-	if err != nil {
-		return c.opErr("Reduce", root, err)
-	}
-	if c.rank == root && len(recv) != len(send) {
-		return c.opErr("Reduce", root, k.abortArg(errInvalid(fmt.Sprintf("recv has %d elements, want len(send) = %d", len(recv), len(send)))))
-	}
-	return c.opErr("Reduce", root, reduce(k, send, recv, f, root))
+	return c.opErr("Reduce", root, k.end(reduce(&k, send, recv, f, root)))
 }
 
 func serialCopy[T Elem](send, recv []T) error {
@@ -128,7 +124,9 @@ func serialCopy[T Elem](send, recv []T) error {
 	return nil
 }
 
-func reduce[T Elem](k coll, send, recv []T, f func(dst, src []T), root int) error {
+// reduce is the binomial tree towards root. A rank that knows of an
+// argument error (k.err, in hierAllreduce) passes it up in place of data.
+func reduce[T Elem](k *coll, send, recv []T, f func(dst, src []T), root int) error {
 	n, vr := k.c.size, (k.c.rank-root+k.c.size)%k.c.size
 	acc := append([]T(nil), send...)
 	var tmp []T
@@ -143,7 +141,9 @@ func reduce[T Elem](k coll, send, recv []T, f func(dst, src []T), root int) erro
 			if err := k.recv((vr|mask+root)%n, asBytes(tmp)); err != nil {
 				return err
 			}
-			f(acc, tmp)
+			if k.err == nil {
+				f(acc, tmp)
+			}
 		}
 	}
 	copy(recv, acc)
@@ -155,74 +155,68 @@ func reduce[T Elem](k coll, send, recv []T, f func(dst, src []T), root int) erro
 // elements; it may be send itself (in place). Every rank gets bit-identical
 // results, floating point included.
 //
-// Allreduce is collective over c and blocking. It uses recursive doubling
-// for short vectors and a ring (reduce-scatter, then allgather) from 64 KiB.
-// On a communicator that spans several nodes with several ranks on some
-// node, it reduces inside each node to its leader, allreduces among the
-// leaders as above, and broadcasts inside each node (hier.go).
-// Errors: ErrInvalid for an op not defined for T or a recv of the wrong
-// length (on every rank that passes one); lengths that differ between ranks
-// abort the world; ErrAborted, ErrClosed.
+// Allreduce is collective over c and blocking; every rank passes the same
+// op and len(send). It uses recursive doubling for short vectors and a ring
+// (reduce-scatter, then allgather) from 64 KiB. On a communicator that
+// spans several nodes with several ranks on some node, it reduces inside
+// each node to its leader, allreduces among the leaders as above, and
+// broadcasts inside each node (hier.go); on a one-node communicator, up to
+// 256 bytes go through the shared segment. Errors: ErrInvalid, returned by
+// every rank, for an op not defined for T or a recv of the wrong length on
+// any rank; arguments that differ between ranks are ErrInvalid on every
+// rank of a one-node communicator, otherwise the cause of ErrAborted on
+// every rank; ErrAborted, ErrClosed.
 func Allreduce[T Elem](c *Comm, send, recv []T, op Op) error {
-	return allreduce(c, send, recv, op, true)
-}
-
-// allreduceMsg is Allreduce with messages only.
-func allreduceMsg[T Elem](c *Comm, send, recv []T, op Op) error {
-	return allreduce(c, send, recv, op, false)
-}
-
-func allreduce[T Elem](c *Comm, send, recv []T, op Op, node bool) error {
-	k, f, done, err := startElementwise(c, "Allreduce", send, recv, op)
-	if done {
-		return err
+	f, local := elementwise(c, send, recv, op)
+	if c == nil {
+		return (*Comm)(nil).opErr("Allreduce", NoPeer, local)
 	}
-	copy(recv, send)
-	if node {
-		if nc := c.nodeColl(); nc != nil {
-			done, err := allreduceNode(c, nc, recv, f)
-			if done || err != nil {
-				return c.opErr("Allreduce", NoPeer, err)
-			}
+	var k coll
+	if err := c.begin(&k, "Allreduce", countedCall(callAllreduce, op, len(send), sizeOf[T]())); err != nil {
+		return c.opErr("Allreduce", NoPeer, err)
+	}
+	acc := recv
+	if local != nil {
+		acc = make([]T, len(send)) // recv may not fit; nothing of acc is used
+	}
+	copy(acc, send)
+	if nc := c.nodeColl(); nc != nil {
+		if done, err := allreduceNode(&k, nc, acc, f, local); done || err != nil {
+			return c.opErr("Allreduce", NoPeer, err)
 		}
+	} else if local != nil {
+		k.err = newArgError(c.rank, local)
 	}
-	if c.hierarchical() {
-		return c.opErr("Allreduce", NoPeer, hierAllreduce(c, recv, f))
+	var err error
+	switch {
+	case c.hierarchical():
+		err = hierAllreduce(&k, acc, f)
+	case len(acc)*sizeOf[T]() >= ringThreshold && len(acc) >= c.size:
+		err = ringAllreduce(&k, acc, f)
+	default:
+		err = rdAllreduce(&k, acc, f)
 	}
-	if len(recv)*sizeOf[T]() >= ringThreshold && len(recv) >= c.size {
-		err = ringAllreduce(k, recv, f)
-	} else {
-		err = rdAllreduce(k, recv, f)
-	}
-	return c.opErr("Allreduce", NoPeer, err)
+	return c.opErr("Allreduce", NoPeer, k.end(err))
 }
 
-// startElementwise checks the arguments of Allreduce and Scan (the same on
-// every rank), does the whole call on the serial communicator, and begins
-// the collective. done means there is nothing more to do; err is then the
-// call's result.
-func startElementwise[T Elem](c *Comm, name string, send, recv []T, op Op) (k coll, f func(dst, src []T), done bool, err error) {
-	f, err = commKernel[T](c, op)
-	if err == nil && len(recv) != len(send) {
-		err = errInvalid(fmt.Sprintf("recv has %d elements, want len(send) = %d", len(recv), len(send)))
+// elementwise checks the arguments of Allreduce and Scan and returns op's
+// kernel and this rank's argument error; on the serial communicator it
+// also does the whole call, copying send to recv.
+func elementwise[T Elem](c *Comm, send, recv []T, op Op) (func(dst, src []T), error) {
+	f, local := commKernel[T](c, op)
+	if local == nil && len(recv) != len(send) {
+		local = errInvalid(fmt.Sprintf("recv has %d elements, want len(send) = %d", len(recv), len(send)))
 	}
-	if err == nil && c == nil {
+	if c == nil && local == nil {
 		copy(recv, send)
-		return coll{}, nil, true, nil
 	}
-	if err == nil {
-		k, err = c.start(name)
-	}
-	if err != nil {
-		return coll{}, nil, true, c.opErr(name, NoPeer, err)
-	}
-	return k, f, false, nil
+	return f, local
 }
 
 // rdAllreduce is recursive doubling on acc in place. With n not a power of
 // two, the first 2·rem ranks pair up: the even one hands its vector to the
 // odd one and sits out, then gets the result back at the end.
-func rdAllreduce[T Elem](k coll, acc []T, f func(dst, src []T)) error {
+func rdAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T)) error {
 	n, r := k.c.size, k.c.rank
 	if n == 1 {
 		return nil
@@ -241,7 +235,9 @@ func rdAllreduce[T Elem](k coll, acc []T, f func(dst, src []T)) error {
 		if err := k.recv(r-1, asBytes(tmp)); err != nil {
 			return err
 		}
-		f(acc, tmp)
+		if k.err == nil {
+			f(acc, tmp)
+		}
 		vr = r / 2
 	}
 	real := func(v int) int {
@@ -257,7 +253,9 @@ func rdAllreduce[T Elem](k coll, acc []T, f func(dst, src []T)) error {
 		}
 		// x+y and y+x are the same IEEE value, so both partners hold
 		// bit-identical sums after every round.
-		f(acc, tmp)
+		if k.err == nil {
+			f(acc, tmp)
+		}
 	}
 	if r < 2*rem {
 		return k.send(r-1, asBytes(acc))
@@ -268,7 +266,7 @@ func rdAllreduce[T Elem](k coll, acc []T, f func(dst, src []T)) error {
 // ringAllreduce is the bandwidth-optimal ring: n-1 steps of reduce-scatter
 // leave rank r with the full result of block (r+1) mod n, then n-1 steps of
 // allgather pass the finished blocks around.
-func ringAllreduce[T Elem](k coll, acc []T, f func(dst, src []T)) error {
+func ringAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T)) error {
 	n, r := k.c.size, k.c.rank
 	block := func(i int) []T {
 		i = ((i % n) + n) % n
@@ -283,7 +281,9 @@ func ringAllreduce[T Elem](k coll, acc []T, f func(dst, src []T)) error {
 		if err := k.sendrecv(next, asBytes(out), prev, asBytes(t)); err != nil {
 			return err
 		}
-		f(in, t)
+		if k.err == nil {
+			f(in, t)
+		}
 	}
 	for s := 0; s < n-1; s++ {
 		out, in := block(r+1-s), block(r-s)
@@ -298,12 +298,19 @@ func ringAllreduce[T Elem](k coll, acc []T, f func(dst, src []T)) error {
 // 0..r (an inclusive prefix reduction, MPI_Scan). recv must have len(send)
 // elements and may be send itself.
 //
-// Scan is collective over c and blocking. It uses recursive doubling.
-// Errors as Allreduce.
+// Scan is collective over c and blocking; every rank passes the same op and
+// len(send). It uses recursive doubling. Errors: ErrInvalid for an op not
+// defined for T, a recv of the wrong length, or arguments that differ
+// between ranks — on a one-node communicator returned by every rank,
+// otherwise the cause of ErrAborted on every rank; ErrAborted, ErrClosed.
 func Scan[T Elem](c *Comm, send, recv []T, op Op) error {
-	k, f, done, err := startElementwise(c, "Scan", send, recv, op)
-	if done {
-		return err
+	f, local := elementwise(c, send, recv, op)
+	if c == nil {
+		return (*Comm)(nil).opErr("Scan", NoPeer, local)
+	}
+	var k coll
+	if err := c.enterStrict(&k, "Scan", countedCall(callScan, op, len(send), sizeOf[T]()), local); err != nil {
+		return c.opErr("Scan", NoPeer, err)
 	}
 	n, r := c.size, c.rank
 	copy(recv, send)
@@ -317,10 +324,13 @@ func Scan[T Elem](c *Comm, send, recv []T, op Op) error {
 		if err := k.sendrecv(peer, asBytes(partial), peer, asBytes(tmp)); err != nil {
 			return c.opErr("Scan", NoPeer, err)
 		}
+		if k.err != nil {
+			continue
+		}
 		f(partial, tmp)
 		if peer < r {
 			f(recv, tmp)
 		}
 	}
-	return nil
+	return c.opErr("Scan", NoPeer, k.end(nil))
 }

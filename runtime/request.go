@@ -39,10 +39,13 @@ type Request struct {
 	buf   []byte
 
 	// Receive matching (under w.mu).
-	ctx  uint32
-	src  int // comm rank or AnySource
-	tag  int // or AnyTag
-	kind reqKind
+	ctx     uint32
+	src     int    // comm rank or AnySource
+	tag     int    // or AnyTag
+	call    uint32 // a collective's call word (call.go), 0 for point-to-point
+	discard bool   // take any message and keep nothing (a collective in error)
+	scans   uint8  // scans of the stall watcher that found r pending (verify.go)
+	kind    reqKind
 
 	// Rendezvous.
 	id   uint64 // key in w.sends or w.recvs

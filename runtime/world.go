@@ -43,19 +43,42 @@ type world struct {
 	// parks (see pollWait); set before the world is used.
 	pollers []transport.Poller
 
-	mu      sync.Mutex
-	queues  map[uint32]*matchQueue // by context id
-	sends   map[uint64]*Request    // rendezvous sends waiting for CTS
-	recvs   map[uint64]*Request    // rendezvous receives waiting for data
-	nextID  uint64
-	nextCtx uint32 // lowest context id this rank has not used; ids come in pairs
-	failure error  // first cause of failure; nil while healthy
-	failed  chan struct{}
-	stopped chan struct{}     // closed by close
-	closed  bool              // close ran: calls return ErrClosed
-	onAbort func(cause error) // propagates an Abort beyond this process (peers, launcher)
-	onPeer  func(cause error) // tells the launcher this rank fails because of another
-	closers []io.Closer       // released by Close after the endpoints
+	// Flow control of eager messages (flow.go): the budget each peer's
+	// unconsumed eager messages may take here, what this rank may still
+	// send to each peer, and what it owes each peer back.
+	budget int64
+	credit []atomic.Int64
+	owed   []atomic.Int64
+
+	// gone marks the world ranks that entered Close (a KindClosing frame
+	// came); goneN counts them.
+	gone  []atomic.Bool
+	goneN atomic.Int32
+
+	// watching says the stall watcher runs (verify.go).
+	watching atomic.Bool
+
+	mu     sync.Mutex
+	queues map[uint32]*matchQueue // by context id
+	// unexpBytes is the eager data held for receives not posted yet, and
+	// unexpPeak its largest value so far (flow.go bounds it per peer).
+	unexpBytes, unexpPeak int64
+	logs                  map[uint32]*callLog // this rank's communicators' call logs, by collective context (verify.go)
+	sends                 map[uint64]*Request // rendezvous sends waiting for CTS
+	recvs                 map[uint64]*Request // rendezvous receives waiting for data
+	nextID                uint64
+	nextCtx               uint32 // lowest context id this rank has not used; ids come in pairs
+	failure               error  // first cause of failure; nil while healthy
+	failed                chan struct{}
+	stopped               chan struct{}     // closed by close
+	closed                bool              // close ran: calls return ErrClosed
+	onAbort               func(cause error) // propagates an Abort beyond this process (peers, launcher)
+	// tellPeers sends cause to every peer as an abort notice (nil where
+	// onAbort reaches the peers' worlds directly).
+	tellPeers func(cause error)
+	cause     error             // the first cause of failure, as given to fail
+	onPeer    func(cause error) // tells the launcher this rank fails because of another
+	closers   []io.Closer       // released by Close after the endpoints
 }
 
 func newWorld(rank, size int, nodes []string, cfg *Config) *world {
@@ -70,12 +93,20 @@ func newWorld(rank, size int, nodes []string, cfg *Config) *world {
 		timeout: cfg.Timeout,
 		log:     cfg.logger(),
 		queues:  make(map[uint32]*matchQueue),
+		logs:    make(map[uint32]*callLog),
+		budget:  cfg.eagerBudget(size),
+		credit:  make([]atomic.Int64, size),
+		owed:    make([]atomic.Int64, size),
+		gone:    make([]atomic.Bool, size),
 		sends:   make(map[uint64]*Request),
 		recvs:   make(map[uint64]*Request),
 		nextID:  1,
 		nextCtx: 2, // 0 and 1 are the world's
 		failed:  make(chan struct{}),
 		stopped: make(chan struct{}),
+	}
+	for i := range w.credit {
+		w.credit[i].Store(w.budget)
 	}
 	return w
 }
@@ -98,21 +129,25 @@ func (w *world) errLocked() error {
 }
 
 // fail moves the world to the failed state with cause (once) and completes
-// every pending request with it.
-func (w *world) fail(cause error) {
+// every pending request with it. It reports whether this was the first
+// failure.
+func (w *world) fail(cause error) bool {
+	given := cause
 	if !errors.Is(cause, ErrAborted) {
 		cause = fmt.Errorf("%w: %w", ErrAborted, cause)
 	}
 	w.mu.Lock()
 	if w.failure != nil {
 		w.mu.Unlock()
-		return
+		return false
 	}
+	w.cause = given
 	w.failure = cause
 	close(w.failed)
 	w.mu.Unlock()
 	w.log.Debug("world failed", "rank", w.rank, "cause", cause)
 	w.drain(cause)
+	return true
 }
 
 // drain completes every pending request with err.
@@ -148,10 +183,10 @@ func (w *world) failByPeer(cause error) {
 	w.fail(cause)
 }
 
-// abort is Comm.Abort: fail here, then tell the rest of the job.
+// abort is Comm.Abort: fail here, then tell the rest of the job. A world
+// that failed already keeps its first cause, which the job has heard of.
 func (w *world) abort(cause error) {
-	w.fail(cause)
-	if w.onAbort != nil {
+	if w.fail(cause) && w.onAbort != nil {
 		w.onAbort(cause)
 	}
 }
@@ -183,12 +218,29 @@ func (w *world) send(to int, h wire.Header, payload []byte) error {
 		if e := w.err(); e != nil {
 			return e
 		}
+		// A peer that aborted told us why before it went, but that notice
+		// may still wait to be read on the receive side: let the receive
+		// goroutine report first, so the job fails with the real cause.
+		t := time.NewTimer(peerVerdict)
+		select {
+		case <-w.failed:
+		case <-w.stopped:
+		case <-t.C:
+		}
+		t.Stop()
+		if e := w.err(); e != nil {
+			return e
+		}
 		err = fmt.Errorf("sending to world rank %d: %w", to, err)
 		w.fail(err)
 		return w.err()
 	}
 	return nil
 }
+
+// peerVerdict bounds how long a failed send waits for the receive side to
+// explain the failure.
+const peerVerdict = 250 * time.Millisecond
 
 // sendAsync sends a control frame from a goroutine of its own, for callers
 // that must not block (transport receive goroutines).
@@ -206,7 +258,14 @@ func (w *world) close() error {
 	}
 	w.closed = true
 	close(w.stopped)
+	cause := w.cause
 	w.mu.Unlock()
+	if cause != nil && w.tellPeers != nil {
+		// A failed world does not say an orderly goodbye: peers still
+		// waiting for this rank learn why instead (the abort notice of
+		// whoever failed first may not have gone out yet).
+		w.tellPeers(cause)
+	}
 	var first error
 	for i, ep := range w.eps {
 		if ep == nil {

@@ -272,6 +272,38 @@ func FromFD(fd int, size int64) (*Segment, error) {
 	return newSegment(data, fd, "", "", false), nil
 }
 
+// OpenPeer maps size bytes of an anonymous segment that another process of
+// this user holds open as descriptor fd, by opening /proc/pid/fd/fd: a way
+// to share a memfd without a unix socket. The peer must keep fd open until
+// OpenPeer returns; the segment stays anonymous, so nothing of it outlives
+// the processes that map it. The kernel allows it for a process of the same
+// user that may read the peer's /proc entries; a refusal matches
+// [fs.ErrPermission], a closed descriptor or a gone process
+// [fs.ErrNotExist]. The file must belong to this process's effective user.
+func OpenPeer(pid, fd int, size int64) (*Segment, error) {
+	if pid <= 0 || fd < 0 {
+		return nil, invalidf("OpenPeer(pid %d, fd %d): bad process or descriptor", pid, fd)
+	}
+	if err := checkSize(size); err != nil {
+		return nil, err
+	}
+	path := "/proc/" + strconv.Itoa(pid) + "/fd/" + strconv.Itoa(fd)
+	nfd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(nfd, &st); err != nil {
+		unix.Close(nfd)
+		return nil, &fs.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if int(st.Uid) != os.Geteuid() {
+		unix.Close(nfd)
+		return nil, errorf([]error{unix.EACCES}, "%s belongs to uid %d, not to this process (uid %d)", path, st.Uid, os.Geteuid())
+	}
+	return FromFD(nfd, size)
+}
+
 // Close unmaps the segment and closes its descriptor. If this Segment
 // created a named segment that is still linked, Close also removes the name.
 // Close is idempotent. After Close, [Segment.Bytes] returns nil and any slice

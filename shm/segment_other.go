@@ -17,6 +17,9 @@ func Open(name string, opt Options) (*Segment, error) { return nil, notSupported
 // FromFD is not supported on this platform.
 func FromFD(fd int, size int64) (*Segment, error) { return nil, notSupported() }
 
+// OpenPeer is not supported on this system.
+func OpenPeer(pid, fd int, size int64) (*Segment, error) { return nil, notSupported() }
+
 // Close does nothing: no Segment can exist on this platform.
 func (s *Segment) Close() error { return nil }
 

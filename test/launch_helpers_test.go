@@ -46,7 +46,7 @@ var built struct {
 	err  error
 }
 
-var launchApps = []string{"echo", "exit3", "panic", "sleep", "collcheck", "rankfail", "shmleak"}
+var launchApps = []string{"echo", "exit3", "panic", "sleep", "collcheck", "rankfail", "shmleak", "collhold"}
 
 // binary returns the path of a built program: "gorun" or one of
 // launchApps.

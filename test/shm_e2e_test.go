@@ -4,7 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/gorun-hpc/gorun/internal/bootstrap"
 )
 
 // A job leaves no named shared-memory segment behind, however its ranks
@@ -75,4 +79,55 @@ func TestShmSweepAfterGorunKilled(t *testing.T) {
 		t.Fatalf("gorun exited %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	checkGone(t, paths)
+}
+
+// The runtime's own shared segments (the collectives' segment of each
+// one-node communicator, the rings) never have a name, so a job killed
+// with its launcher leaves nothing in /dev/shm even before the next gorun
+// sweeps: the kernel frees them with the last rank. "late" holds rank 0
+// inside the set-up of the collectives' segment, which the others never
+// join, while the test looks.
+func TestShmNoNamesWhileRunning(t *testing.T) {
+	jobRE := regexp.MustCompile(`(?:ready|entering) job=(\S+) rank=`)
+	for _, tc := range []struct{ name, nodes, late string }{
+		{"nodes1", "1", "-late=false"},
+		{"nodes2", "2", "-late=false"},
+		{"late", "1", "-late"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := startGorun(t, "", "-np", "4", "--nodes", tc.nodes, "collhold", tc.late)
+			if tc.late == "-late" {
+				g.stdout.waitCount(t, "ready", 3)
+				g.stdout.waitCount(t, "entering", 1)
+			} else {
+				g.stdout.waitCount(t, "ready", 4)
+			}
+			m := jobRE.FindStringSubmatch(g.stdout.String())
+			if m == nil {
+				t.Fatalf("no job id in:\n%s", g.stdout.String())
+			}
+			names := func() []string {
+				entries, _ := os.ReadDir("/dev/shm")
+				var mine []string
+				for _, e := range entries {
+					if strings.HasPrefix(e.Name(), bootstrap.ShmPrefix(m[1])) {
+						mine = append(mine, e.Name())
+					}
+				}
+				return mine
+			}
+			for range 20 {
+				if left := names(); len(left) > 0 {
+					t.Fatalf("named segments while the job runs: %v", left)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			g.cmd.Process.Kill()
+			g.wait(t)
+			waitNoProcs(t, g.mark)
+			if left := names(); len(left) > 0 {
+				t.Errorf("named segments after gorun was killed: %v", left)
+			}
+		})
+	}
 }

@@ -14,8 +14,9 @@ import (
 )
 
 // Version is the protocol version carried in every header. A peer with
-// another version is refused at the first frame.
-const Version = 1
+// another version is refused at the first frame. Version 2 gave the word at
+// offset 20 to Call and added the kinds Closing, Credit and Check.
+const Version = 2
 
 // HeaderSize is the encoded size of a Header in bytes.
 const HeaderSize = 40
@@ -37,6 +38,9 @@ const (
 	KindData         // rendezvous data chunk: Arg0 = receiver request, Arg1 = byte offset
 	KindAbort        // the sender's job is aborting: payload = cause text
 	KindAM           // active message for a layer above p2p (RMA, later): Context names the service
+	KindClosing      // the sender entered Close of its world: no new message follows but its Close barrier
+	KindCredit       // the receiver consumed Arg0 bytes of the sender's eager messages (flow control)
+	KindCheck        // a stalled collective's call: Context, Src, Tag = sequence, Call, Arg0 = count, Arg1 = element size
 
 	// KindTransport and above are reserved for transports.
 	KindTransport Kind = 0xF0
@@ -50,6 +54,9 @@ const (
 	// the sender, which the receiver (on the same node) may copy itself;
 	// on KindCTS: the receiver did, and no Data frame follows.
 	FlagCMA uint8 = 1 << 1
+	// FlagPoison on KindEager: in place of a collective's data, the
+	// payload is the error that stopped the call on some rank.
+	FlagPoison uint8 = 1 << 2
 )
 
 func (k Kind) String() string {
@@ -66,6 +73,12 @@ func (k Kind) String() string {
 		return "abort"
 	case KindAM:
 		return "am"
+	case KindClosing:
+		return "closing"
+	case KindCredit:
+		return "credit"
+	case KindCheck:
+		return "check"
 	case KindBye:
 		return "bye"
 	}
@@ -73,7 +86,7 @@ func (k Kind) String() string {
 }
 
 func (k Kind) valid() bool {
-	return (k >= KindEager && k <= KindAM) || k == KindBye
+	return (k >= KindEager && k <= KindCheck) || k == KindBye
 }
 
 // Header is one frame header.
@@ -84,6 +97,7 @@ type Header struct {
 	Context uint32 // communicator context id
 	Src     int32  // sender's rank in that communicator
 	Tag     int32
+	Call    uint32 // identifies the collective call a frame belongs to (runtime-defined); 0 otherwise
 	Arg0    uint64
 	Arg1    uint64
 }
@@ -103,7 +117,7 @@ func (h *Header) Encode(b []byte) {
 	binary.LittleEndian.PutUint32(b[8:], h.Context)
 	binary.LittleEndian.PutUint32(b[12:], uint32(h.Src))
 	binary.LittleEndian.PutUint32(b[16:], uint32(h.Tag))
-	binary.LittleEndian.PutUint32(b[20:], 0)
+	binary.LittleEndian.PutUint32(b[20:], h.Call)
 	binary.LittleEndian.PutUint64(b[24:], h.Arg0)
 	binary.LittleEndian.PutUint64(b[32:], h.Arg1)
 }
@@ -123,7 +137,7 @@ func Decode(b []byte) (Header, error) {
 	if !h.Kind.valid() {
 		return h, fmt.Errorf("%w: unknown kind %d", ErrHeader, b[1])
 	}
-	if b[3] != 0 || binary.LittleEndian.Uint32(b[20:]) != 0 {
+	if b[3] != 0 {
 		return h, fmt.Errorf("%w: reserved bytes set", ErrHeader)
 	}
 	h.Flags = b[2]
@@ -134,6 +148,7 @@ func Decode(b []byte) (Header, error) {
 	h.Context = binary.LittleEndian.Uint32(b[8:])
 	h.Src = int32(binary.LittleEndian.Uint32(b[12:]))
 	h.Tag = int32(binary.LittleEndian.Uint32(b[16:]))
+	h.Call = binary.LittleEndian.Uint32(b[20:])
 	h.Arg0 = binary.LittleEndian.Uint64(b[24:])
 	h.Arg1 = binary.LittleEndian.Uint64(b[32:])
 	return h, nil

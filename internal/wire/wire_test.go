@@ -10,7 +10,7 @@ import (
 
 // valid returns the encoding of a header with every field set.
 func valid(k Kind) []byte {
-	h := Header{Kind: k, Flags: FlagDecline, Len: 1234, Context: 0xdeadbeef, Src: -3, Tag: 1 << 30, Arg0: ^uint64(0), Arg1: 42}
+	h := Header{Kind: k, Flags: FlagDecline, Len: 1234, Context: 0xdeadbeef, Src: -3, Tag: 1 << 30, Call: 0x8000_0001, Arg0: ^uint64(0), Arg1: 42}
 	b := make([]byte, HeaderSize)
 	h.Encode(b)
 	return b
@@ -25,6 +25,10 @@ func TestRoundTrip(t *testing.T) {
 		{Kind: KindData, Len: 1 << 20, Arg0: 9, Arg1: 1 << 33},
 		{Kind: KindAbort, Len: 17},
 		{Kind: KindAM, Flags: 0xff, Context: 0xffffffff, Src: 2147483647, Tag: 2147483647},
+		{Kind: KindClosing},
+		{Kind: KindCredit, Arg0: 1 << 20},
+		{Kind: KindCheck, Context: 3, Src: 1, Tag: 9, Call: 0xffffffff, Arg0: 8, Arg1: 4},
+		{Kind: KindEager, Flags: FlagPoison, Context: 3, Call: 0x1234},
 		{Kind: KindBye},
 	}
 	for _, h := range headers {
@@ -49,7 +53,7 @@ func TestRoundTrip(t *testing.T) {
 // TestLayout pins the byte layout documented in docs/wire.md.
 func TestLayout(t *testing.T) {
 	h := Header{Kind: KindRTS, Flags: 0x5a, Len: 0x04030201, Context: 0x08070605, Src: 0x0c0b0a09, Tag: 0x100f0e0d,
-		Arg0: 0x1f1e1d1c1b1a1918, Arg1: 0x2726252423222120}
+		Call: 0x14131211, Arg0: 0x1f1e1d1c1b1a1918, Arg1: 0x2726252423222120}
 	var b [HeaderSize]byte
 	h.Encode(b[:])
 	want := []byte{
@@ -58,7 +62,7 @@ func TestLayout(t *testing.T) {
 		5, 6, 7, 8, // context
 		9, 10, 11, 12, // src
 		13, 14, 15, 16, // tag
-		0, 0, 0, 0, // reserved
+		0x11, 0x12, 0x13, 0x14, // call
 		0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, // arg0
 		0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, // arg1
 	}
@@ -91,12 +95,12 @@ func TestDecodeRejects(t *testing.T) {
 		{"empty", nil, "0 bytes"},
 		{"truncated", valid(KindEager)[:HeaderSize-1], "39 bytes"},
 		{"version 0", mod(func(b []byte) { b[0] = 0 }), "version 0"},
-		{"version 2", mod(func(b []byte) { b[0] = 2 }), "version 2"},
+		{"version 1", mod(func(b []byte) { b[0] = 1 }), "version 1"},
+		{"version 3", mod(func(b []byte) { b[0] = 3 }), "version 3"},
 		{"kind invalid", mod(func(b []byte) { b[1] = byte(KindInvalid) }), "unknown kind 0"},
-		{"kind after am", mod(func(b []byte) { b[1] = byte(KindAM) + 1 }), "unknown kind 7"},
+		{"kind after check", mod(func(b []byte) { b[1] = byte(KindCheck) + 1 }), "unknown kind 10"},
 		{"kind transport", mod(func(b []byte) { b[1] = byte(KindTransport) }), "unknown kind 240"},
 		{"reserved byte 3", mod(func(b []byte) { b[3] = 1 }), "reserved"},
-		{"reserved word", mod(func(b []byte) { b[22] = 0x80 }), "reserved"},
 		{"len over max", mod(func(b []byte) { binary.LittleEndian.PutUint32(b[4:], MaxPayload+1) }), "exceeds"},
 		{"len all ones", mod(func(b []byte) { binary.LittleEndian.PutUint32(b[4:], ^uint32(0)) }), "exceeds"},
 	} {
@@ -109,7 +113,7 @@ func TestDecodeRejects(t *testing.T) {
 
 func TestKindString(t *testing.T) {
 	for k, want := range map[Kind]string{KindEager: "eager", KindRTS: "rts", KindCTS: "cts", KindData: "data",
-		KindAbort: "abort", KindAM: "am", KindBye: "bye", KindInvalid: "kind(0)", 0xf3: "kind(243)"} {
+		KindAbort: "abort", KindAM: "am", KindClosing: "closing", KindCredit: "credit", KindCheck: "check", KindBye: "bye", KindInvalid: "kind(0)", 0xf3: "kind(243)"} {
 		if got := k.String(); got != want {
 			t.Errorf("Kind(%d).String() = %q, want %q", uint8(k), got, want)
 		}

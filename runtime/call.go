@@ -1,0 +1,244 @@
+package runtime
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+)
+
+// The identity of a collective call.
+//
+// Collective calls on a communicator must be made in the same order, with
+// matching arguments, by every rank. Each call therefore carries what every
+// rank must agree on: its kind, its reduction op, its root and the count of
+// elements every rank passes. On a one-node communicator the ranks compare
+// their identities in the shared segment when they enter the call
+// (nodecoll.go); on the message path every collective frame carries the call
+// word (wire.Header.Call) and a receive only accepts a frame whose word is
+// its own (match.go), and a collective that waits long for a peer asks it
+// which call it made (verify.go).
+
+// collKind names a collective in a call identity.
+type collKind uint8
+
+const (
+	callBarrier collKind = iota + 1
+	callBcast
+	callReduce
+	callAllreduce
+	callScan
+	callGather
+	callGatherv
+	callAllgather
+	callScatter
+	callAlltoall
+	callSplit // Dup, Split, SplitShared
+	callClose // the barrier of the world's Close
+	callSetup // the runtime's own collective steps (shared segment, node structure)
+	numKinds
+)
+
+var kindNames = [...]string{
+	callBarrier: "Barrier", callBcast: "Bcast", callReduce: "Reduce", callAllreduce: "Allreduce",
+	callScan: "Scan", callGather: "Gather", callGatherv: "Gatherv", callAllgather: "Allgather",
+	callScatter: "Scatter", callAlltoall: "Alltoall", callSplit: "Split", callClose: "Close",
+	callSetup: "runtime setup",
+}
+
+func (k collKind) String() string {
+	if k > 0 && k < numKinds {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("collective(%d)", uint8(k))
+}
+
+// callID is what every rank of a collective call must agree on.
+type callID struct {
+	kind  collKind
+	op    Op  // reductions; 0 otherwise
+	root  int // rooted calls; -1 otherwise
+	count int // elements every rank passes, where they must agree; -1 otherwise
+	esize int // element size in bytes, where counts must agree; 0 otherwise
+}
+
+func plainCall(kind collKind) callID { return callID{kind: kind, root: -1, count: -1} }
+
+func rootedCall(kind collKind, root, count, esize int) callID {
+	return callID{kind: kind, root: root, count: count, esize: esize}
+}
+
+func countedCall(kind collKind, op Op, count, esize int) callID {
+	return callID{kind: kind, op: op, root: -1, count: count, esize: esize}
+}
+
+// The call word (wire.Header.Call) packs a callID into 32 bits: the kind in
+// bits 0–4, the op in bits 5–9, and in bits 10–31 root+1 for a rooted call,
+// else count+1 where counts must agree, else 0 — modulo 2^22, which is exact
+// for roots and counts below about four million.
+const (
+	wordKindBits = 5
+	wordOpBits   = 5
+	wordArgShift = wordKindBits + wordOpBits
+	wordArgMask  = 1<<(32-wordArgShift) - 1
+)
+
+func (id callID) word() uint32 {
+	w := uint32(id.kind) | uint32(id.op)<<wordKindBits
+	var arg int
+	switch {
+	case id.root >= 0:
+		arg = id.root + 1
+	case id.count >= 0:
+		arg = id.count + 1
+	}
+	return w | uint32(arg&wordArgMask)<<wordArgShift
+}
+
+// sameKind reports whether two call words name the same kind of call.
+func sameKind(a, b uint32) bool { return (a^b)&(1<<wordKindBits-1) == 0 }
+
+// rooted reports whether calls of kind k have a root.
+func (k collKind) rooted() bool {
+	switch k {
+	case callBcast, callReduce, callGather, callGatherv, callScatter:
+		return true
+	}
+	return false
+}
+
+// wordString describes the call a word encodes, as far as it can tell.
+func wordString(w uint32) string {
+	k := collKind(w & (1<<wordKindBits - 1))
+	op := Op(w >> wordKindBits & (1<<wordOpBits - 1))
+	arg := int(w >> wordArgShift)
+	var parts []string
+	if op != 0 {
+		parts = append(parts, op.String())
+	}
+	if arg > 0 {
+		if k.rooted() {
+			parts = append(parts, fmt.Sprintf("root %d", arg-1))
+		} else {
+			parts = append(parts, fmt.Sprintf("count %d", arg-1))
+		}
+	}
+	if len(parts) == 0 {
+		return k.String()
+	}
+	return k.String() + "(" + strings.Join(parts, ", ") + ")"
+}
+
+func (id callID) String() string {
+	var parts []string
+	if id.op != 0 {
+		parts = append(parts, id.op.String())
+	}
+	if id.root >= 0 {
+		parts = append(parts, fmt.Sprintf("root %d", id.root))
+	}
+	if id.count >= 0 {
+		parts = append(parts, fmt.Sprintf("count %d", id.count))
+	}
+	if id.esize > 0 {
+		parts = append(parts, fmt.Sprintf("%d-byte elements", id.esize))
+	}
+	if len(parts) == 0 {
+		return id.kind.String()
+	}
+	return id.kind.String() + "(" + strings.Join(parts, ", ") + ")"
+}
+
+// differs says how two ranks' identities of one call differ, "" if they
+// agree.
+func differs(a callID, ra int, b callID, rb int) string {
+	if a == b {
+		return ""
+	}
+	what := "arguments"
+	switch {
+	case a.kind != b.kind:
+		what = "calls"
+	case a.op != b.op:
+		what = "ops"
+	case a.root != b.root:
+		what = "roots"
+	case a.count != b.count:
+		what = "counts"
+	case a.esize != b.esize:
+		what = "element sizes"
+	}
+	return fmt.Sprintf("the ranks passed different %s: rank %d called %v, rank %d called %v", what, ra, a, rb, b)
+}
+
+// mismatchError is a collective whose ranks did not make the same call. It
+// wraps ErrInvalid.
+type mismatchError struct {
+	comm string
+	seq  uint32 // the call's sequence number on comm
+	msg  string
+}
+
+func (e *mismatchError) Error() string {
+	return fmt.Sprintf("invalid argument: collective call %d on %s: %s", e.seq, e.comm, e.msg)
+}
+func (e *mismatchError) Is(t error) bool { return t == ErrInvalid }
+
+// wordMismatch is the error of a frame whose call word is not the word of
+// the call that received it.
+func wordMismatch(comm string, rank int, seq uint32, mine uint32, src int, theirs uint32) error {
+	kind := collKind(mine & (1<<wordKindBits - 1))
+	what := "calls"
+	switch {
+	case kind != collKind(theirs&(1<<wordKindBits-1)):
+	case (mine>>wordKindBits)&(1<<wordOpBits-1) != (theirs>>wordKindBits)&(1<<wordOpBits-1):
+		what = "ops"
+	case kind.rooted():
+		what = "roots"
+	default:
+		what = "counts"
+	}
+	return &mismatchError{comm: comm, seq: seq, msg: fmt.Sprintf("the ranks passed different %s: rank %d called %s, rank %d called %s",
+		what, rank, wordString(mine), src, wordString(theirs))}
+}
+
+// argError is an argument error of one rank in a collective call, the same
+// on every rank that learns of it. It wraps ErrInvalid.
+type argError struct {
+	rank int // the rank, in the call's communicator, that saw it
+	msg  string
+}
+
+func (e *argError) Error() string {
+	return fmt.Sprintf("invalid argument: rank %d: %s", e.rank, e.msg)
+}
+func (e *argError) Is(t error) bool { return t == ErrInvalid }
+
+// first returns whichever of a and b comes from the lower rank, so that
+// ranks merging the same set of errors in any order agree.
+func (e *argError) first(b *argError) *argError {
+	if e == nil || (b != nil && b.rank < e.rank) {
+		return b
+	}
+	return e
+}
+
+// newArgError makes this rank's argument error err (an errInvalid) into the
+// error every rank will report.
+func newArgError(rank int, err error) *argError {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "invalid argument: ")
+	return &argError{rank: rank, msg: msg}
+}
+
+// The payload of a poison frame (wire.FlagPoison): the rank and the text.
+func (e *argError) encode() []byte {
+	b := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(e.msg)), uint32(e.rank))
+	return append(b, e.msg...)
+}
+
+func decodeArgError(b []byte) *argError {
+	if len(b) < 4 {
+		return &argError{rank: -1, msg: "malformed poison frame"}
+	}
+	return &argError{rank: int(int32(binary.LittleEndian.Uint32(b))), msg: string(b[4:])}
+}
