@@ -43,7 +43,41 @@ func TestBadInput(t *testing.T) {
 				outs := make([]collcheck.Outcome, bc.n)
 				cfg := ranktest.Config{Runtime: bc.cfg}
 				cfg.Run(t, bc.n, func(t testing.TB, c *runtime.Comm) {
-					outs[c.Rank()] = collcheck.RunBad(c, cs)
+					outs[c.Rank()] = collcheck.RunBad(c, cs, 0)
+				})
+				if err := collcheck.Judge(cs, bc.n, bc.shared, outs); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+	}
+}
+
+func TestBadInputLate(t *testing.T) {
+	// The bad rank comes late, so the others' calls stall and check with
+	// it: the checks must not turn what the call itself reports as the
+	// same ErrInvalid everywhere into an abort.
+	if testing.Short() {
+		t.Skip("waits for stalls")
+	}
+	for _, bc := range badConfigs {
+		if bc.n != 4 {
+			continue
+		}
+		for _, cs := range collcheck.BadCases {
+			// Off shared memory only the calls that pass errors on can
+			// end in ErrInvalid (the others abort anyway); on it, the
+			// ranks' differing calls are the ones whose checks could
+			// interfere.
+			if !cs.Informing && (!bc.shared || !strings.Contains(cs.Says, "different")) {
+				continue
+			}
+			t.Run(bc.name+"/"+cs.Name, func(t *testing.T) {
+				t.Parallel()
+				outs := make([]collcheck.Outcome, bc.n)
+				cfg := ranktest.Config{Runtime: bc.cfg}
+				cfg.Run(t, bc.n, func(t testing.TB, c *runtime.Comm) {
+					outs[c.Rank()] = collcheck.RunBad(c, cs, 2*stallWait)
 				})
 				if err := collcheck.Judge(cs, bc.n, bc.shared, outs); err != nil {
 					t.Fatal(err)
@@ -72,7 +106,7 @@ func init() {
 			if i < 0 {
 				return fmt.Errorf("no bad case %q", name)
 			}
-			o := collcheck.RunBad(c, collcheck.BadCases[i])
+			o := collcheck.RunBad(c, collcheck.BadCases[i], 0)
 			b, _ := json.Marshal(encodeOutcome(name, o))
 			fmt.Printf("OUTCOME %s\n", b)
 			if errors.Is(o.Err, runtime.ErrAborted) || errors.Is(o.After, runtime.ErrAborted) {

@@ -86,12 +86,31 @@ func (id callID) word() uint32 {
 	w := uint32(id.kind) | uint32(id.op)<<wordKindBits
 	var arg int
 	switch {
-	case id.root >= 0:
+	case id.kind.rooted():
 		arg = id.root + 1
 	case id.count >= 0:
 		arg = id.count + 1
 	}
 	return w | uint32(arg&wordArgMask)<<wordArgShift
+}
+
+// decodeWord unpacks a call word as far as it goes: no element size, and
+// no count for a rooted call.
+func decodeWord(w uint32) callID {
+	id := callID{
+		kind:  collKind(w & (1<<wordKindBits - 1)),
+		op:    Op(w >> wordKindBits & (1<<wordOpBits - 1)),
+		root:  -1,
+		count: -1,
+	}
+	arg := int(w >> wordArgShift)
+	switch {
+	case id.kind.rooted():
+		id.root = arg - 1
+	case arg > 0:
+		id.count = arg - 1
+	}
+	return id
 }
 
 // sameKind reports whether two call words name the same kind of call.
@@ -106,27 +125,31 @@ func (k collKind) rooted() bool {
 	return false
 }
 
-// wordString describes the call a word encodes, as far as it can tell.
-func wordString(w uint32) string {
-	k := collKind(w & (1<<wordKindBits - 1))
-	op := Op(w >> wordKindBits & (1<<wordOpBits - 1))
-	arg := int(w >> wordArgShift)
-	var parts []string
-	if op != 0 {
-		parts = append(parts, op.String())
+// informing reports whether calls of kind k pass a rank's argument error
+// on to every rank (poison, coll.go). Their words may differ in op and
+// count between ranks when a rank's own arguments are wrong, so only their
+// kinds are compared when a rank checks a stalled call (verify.go); a real
+// difference shows when their frames meet.
+func (k collKind) informing() bool {
+	switch k {
+	case callAllreduce, callAllgather, callAlltoall, callSplit:
+		return true
 	}
-	if arg > 0 {
-		if k.rooted() {
-			parts = append(parts, fmt.Sprintf("root %d", arg-1))
-		} else {
-			parts = append(parts, fmt.Sprintf("count %d", arg-1))
-		}
-	}
-	if len(parts) == 0 {
-		return k.String()
-	}
-	return k.String() + "(" + strings.Join(parts, ", ") + ")"
+	return false
 }
+
+// wordsAgree reports whether two ranks that made calls mine and theirs at
+// one point of a stalled communicator made the same call, as far as a check
+// can tell (see informing).
+func wordsAgree(mine, theirs uint32) bool {
+	if collKind(mine & (1<<wordKindBits - 1)).informing() {
+		return sameKind(mine, theirs)
+	}
+	return mine == theirs
+}
+
+// wordString describes the call a word encodes, as far as it can tell.
+func wordString(w uint32) string { return decodeWord(w).String() }
 
 func (id callID) String() string {
 	var parts []string
@@ -183,22 +206,14 @@ func (e *mismatchError) Error() string {
 }
 func (e *mismatchError) Is(t error) bool { return t == ErrInvalid }
 
-// wordMismatch is the error of a frame whose call word is not the word of
-// the call that received it.
+// wordMismatch is the error of ranks whose calls at sequence number seq
+// of comm have the words mine (this rank's) and theirs (rank src's).
 func wordMismatch(comm string, rank int, seq uint32, mine uint32, src int, theirs uint32) error {
-	kind := collKind(mine & (1<<wordKindBits - 1))
-	what := "calls"
-	switch {
-	case kind != collKind(theirs&(1<<wordKindBits-1)):
-	case (mine>>wordKindBits)&(1<<wordOpBits-1) != (theirs>>wordKindBits)&(1<<wordOpBits-1):
-		what = "ops"
-	case kind.rooted():
-		what = "roots"
-	default:
-		what = "counts"
+	msg := differs(decodeWord(mine), rank, decodeWord(theirs), src)
+	if msg == "" {
+		msg = fmt.Sprintf("rank %d and rank %d made different calls", rank, src)
 	}
-	return &mismatchError{comm: comm, seq: seq, msg: fmt.Sprintf("the ranks passed different %s: rank %d called %s, rank %d called %s",
-		what, rank, wordString(mine), src, wordString(theirs))}
+	return &mismatchError{comm: comm, seq: seq, msg: msg}
 }
 
 // argError is an argument error of one rank in a collective call, the same

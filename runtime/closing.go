@@ -8,28 +8,36 @@ import (
 
 // Peers that close.
 //
-// A rank that calls Close on its world first tells every peer so with a
-// closing frame, sent after everything it sent before, and then waits in
-// the Close barrier. From then on it starts no message but the frames of
-// that barrier (on the world's collective context). So when the frame
-// arrives, a receive or probe that can only be satisfied by that rank, on
-// any other context, can never complete: it fails with an error naming the
-// rank, and so do later ones, and sends to it. What the rank sent before
-// closing is matched as usual, since the frame travels after it.
+// A rank that calls Close on its world first refuses the rendezvous
+// messages that wait for it unmatched (a CTS with FlagGone: their senders
+// fail with an error naming it), and any that come later; then it tells
+// every peer with a closing frame, sent after every message it sent before,
+// and waits in the Close barrier. From then on it starts no message but
+// the frames of that barrier (on the world's collective context). So when
+// the frame arrives, a receive or probe that can only be satisfied by that
+// rank, on any other context, can never complete: it fails with an error
+// naming the rank, and so do later ones, and sends to it. What the rank sent
+// before closing is matched as usual, since the frame travels after it.
+// (Eager messages that reach a closing rank unreceived are lost, as in MPI
+// a program that finalizes with messages pending is erroneous.)
 
 // worldCollCtx is the collective context of the world communicator, on
 // which a closing rank's Close barrier still runs.
 const worldCollCtx = 1
 
-// peerClosedError is a point-to-point call that only a rank that has
-// entered Close could have completed. It wraps ErrClosed.
+// peerClosedError is a call that only ranks that have entered Close of
+// their world could have completed. It wraps ErrClosed.
 type peerClosedError struct {
 	rank int // in the communicator
 	comm string
+	all  bool // every other rank of comm has (AnySource)
 }
 
 func (e *peerClosedError) Error() string {
-	return fmt.Sprintf("communicator closed: rank %d of %s has called Close and sends or receives nothing more", e.rank, e.comm)
+	if e.all {
+		return fmt.Sprintf("communicator closed: every other rank of %s has called Close on its world and sends nothing more", e.comm)
+	}
+	return fmt.Sprintf("communicator closed: rank %d of %s has called Close on its world and sends or receives nothing more", e.rank, e.comm)
 }
 func (e *peerClosedError) Is(t error) bool { return t == ErrClosed }
 
@@ -95,13 +103,42 @@ func (w *world) unreachable(r *Request) bool {
 	return r.c.size > 1
 }
 
-// closedPeerErr is the error of request r, which waited for a closed rank.
+// closedPeerErr is the error of request r, which waited for closed ranks.
 func (w *world) closedPeerErr(r *Request) error {
-	rank := r.src
-	if rank == AnySource {
-		rank = (r.c.rank + 1) % r.c.size
+	return &peerClosedError{rank: r.src, comm: r.c.name, all: r.src == AnySource}
+}
+
+// refuseUnmatched declines the rendezvous messages waiting unmatched for
+// this rank, which entered Close, and makes onRTS decline later ones:
+// their senders fail with an error naming this rank instead of waiting
+// forever. The world's Close barrier (context 1) is spared.
+func (w *world) refuseUnmatched() {
+	var refused []*inMsg
+	w.mu.Lock()
+	w.leaving = true
+	for ctx, q := range w.queues {
+		if ctx == worldCollCtx {
+			continue
+		}
+		keep := q.unexp[:0]
+		for _, m := range q.unexp {
+			if m.rts {
+				refused = append(refused, m)
+			} else {
+				keep = append(keep, m)
+			}
+		}
+		q.unexp = keep
 	}
-	return &peerClosedError{rank: rank, comm: r.c.name}
+	w.mu.Unlock()
+	for _, m := range refused {
+		_ = w.send(m.from, goneCTS(m.sreq), nil)
+	}
+}
+
+// goneCTS is the answer of a closing rank to the RTS of send request sreq.
+func goneCTS(sreq uint64) wire.Header {
+	return wire.Header{Kind: wire.KindCTS, Flags: wire.FlagDecline | wire.FlagGone, Arg0: sreq}
 }
 
 // sendable reports an error if comm rank dest of c entered Close and ctx

@@ -59,11 +59,10 @@ func (c *Comm) begin(k *coll, name string, id callID) error {
 	}
 	*k = coll{c: c, name: name, id: id, word: id.word(), seq: c.seq, tag: int32(c.seq & 0x7fffffff)}
 	c.seq++
-	c.log.enter(c.w, k.seq, k.word)
 	if !c.w.watching.Load() && c.w.size > 1 {
 		c.w.watchStalls()
 	}
-	return nil
+	return c.log.enter(c.w, k.seq, k.word)
 }
 
 // enter begins call id on c with this rank's argument error local (nil if
@@ -134,10 +133,10 @@ func (k *coll) end(err error) error {
 // isend sends b to dest as part of the call, or the call's argument error in
 // its place once there is one.
 func (k *coll) isend(dest int, b []byte) (*Request, error) {
-	if err := k.c.sendable(k.c.ctx+1, dest); err != nil {
-		return nil, k.closedPeer(err)
-	}
 	if k.err != nil {
+		if err := k.c.sendable(k.c.ctx+1, dest); err != nil {
+			return nil, k.closedPeer(err)
+		}
 		return sent, k.c.sendPoison(k.c.ctx+1, dest, k.tag, k.word, k.err)
 	}
 	r, err := k.c.isend(k.c.ctx+1, b, dest, k.tag, k.word, 0, k.name)

@@ -262,8 +262,8 @@ func (c *Comm) Close() error {
 	if c == nil || c.closing.Swap(true) {
 		return nil
 	}
-	c.log.closed.Store(true)
 	if !c.world {
+		c.log.closed.Store(true)
 		c.closed.Store(true)
 		c.closeHier()
 		return nil
@@ -272,11 +272,20 @@ func (c *Comm) Close() error {
 	if c.w.err() == nil {
 		// The peers learn first that nothing but this barrier will come
 		// from this rank (closing.go), and a peer that waits for this rank
-		// in a collective on any communicator learns it too (verify.go).
+		// in a collective on another communicator learns it too
+		// (verify.go).
 		c.w.closeLogs()
+		c.w.refuseUnmatched()
 		c.w.announceClose()
 		err = barrier(c, "Close", callClose)
+		if err != nil && !errors.Is(err, ErrAborted) {
+			// Another rank made another call here: it will never come to
+			// this Close, and this rank's peers will leave.
+			c.w.abort(fmt.Errorf("rank %d of %s: Close: %w", c.rank, c.name, err))
+			err = c.w.err()
+		}
 	}
+	c.log.closed.Store(true)
 	c.closed.Store(true)
 	c.closeHier()
 	if e := c.w.close(); err == nil {

@@ -92,19 +92,21 @@
 //     returned by every rank as the same ErrInvalid, naming the rank and
 //     what was wrong, before any data moves. The communicator stays usable.
 //   - Elsewhere (ranks on several nodes, or --transports without shm),
-//     Allreduce, Allgather, Alltoall, Split and Dup still return any rank's
+//     Allreduce, Allgather, Alltoall and Split still return any rank's
 //     argument error as the same ErrInvalid on every rank: the erring rank
 //     sends its error in place of its data and every rank passes it on. Any
 //     other argument error, and any difference between the ranks' calls,
 //     aborts the world with a cause that names the ranks and what differed:
 //     every rank returns ErrAborted with that cause, from this call or its
-//     next one (a root whose part is done may return nil first, with its
+//     next one (a rank whose part of the call ends with sending, such as a
+//     root of Bcast or a non-root of Gather, may return nil first, with its
 //     data right).
 //   - Ranks that disagree without a message crossing (two ranks that each
 //     think they are the root of a Reduce) find out too: a collective that
 //     has waited a quarter of a second asks the peer it waits for which call
 //     it made, and a difference aborts the world as above. A rank that is
-//     merely slow costs the others one small message.
+//     merely slow costs the others a small message every few hundred
+//     milliseconds.
 //
 // # Peers that close
 //
@@ -119,10 +121,12 @@
 //
 // A message up to Config.EagerLimit goes out before its receive is posted.
 // A rank holds at most Config.EagerBudget bytes of such unreceived messages
-// from each peer: past that, the peer's next messages, however small, wait
-// for their receive (rendezvous) until the application catches up. So Isend
-// never blocks, and a blocking Send of a small message blocks only while
-// its receiver is that far behind.
+// from each peer, counting 64 bytes more for each: past that, the peer's
+// next messages, however small, wait for their receive (rendezvous) until
+// the receiver has taken a quarter of the budget off (credit comes back in
+// such batches). So Isend never waits for the receiver (only, briefly, for
+// room in the transport), and a blocking Send of a small message waits for
+// its receive only while the receiver is that far behind.
 //
 // # Not here (yet)
 //

@@ -3,6 +3,8 @@ package runtime
 import (
 	"fmt"
 
+	"github.com/gorun-hpc/gorun/shm"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -38,3 +40,25 @@ func UnexpectedPeak(c *Comm) int64 {
 
 // EagerBudget is the per-peer budget of c's world (flow.go).
 func EagerBudget(c *Comm) int64 { return c.w.budget }
+
+// RefuseOpenPeer makes this process fail to open peers' segments through
+// /proc, as a system that forbids it would, so shared segments take the
+// named fallback.
+func RefuseOpenPeer() {
+	openPeer = func(pid, fd int, size int64) (*shm.Segment, error) {
+		return nil, fmt.Errorf("open /proc/%d/fd/%d: %w", pid, fd, unix.EACCES)
+	}
+}
+
+// NodeCollState reports whether c's collectives go through a shared
+// segment.
+func NodeCollState(c *Comm) (shared bool, size int64) {
+	if c.ncState != ncReady {
+		return false, 0
+	}
+	return true, c.nc.seg.Size()
+}
+
+// NamedShares is how many shared segments this process got through a
+// name (the fallback).
+func NamedShares() int64 { return namedShares.Load() }

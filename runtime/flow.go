@@ -59,7 +59,7 @@ func (w *world) consumed(from, n int) {
 // onCredit handles a credit frame: the peer consumed h.Arg0 more bytes of
 // this rank's eager messages.
 func (w *world) onCredit(from int, h wire.Header) error {
-	if h.Arg0 > uint64(w.budget)*2 {
+	if h.Arg0 > uint64(2*w.budget+eagerCost(w.eager)) {
 		return fmt.Errorf("credit of %d bytes from world rank %d exceeds the budget of %d", h.Arg0, from, w.budget)
 	}
 	w.credit[from].Add(int64(h.Arg0))

@@ -37,7 +37,8 @@ type Config struct {
 	// rendezvous (they wait for the matching receive) until the peer
 	// catches up. Each message counts its size plus 64 bytes. Zero means
 	// 256 MiB shared among the peers, at least 1 MiB and at most 8 MiB
-	// each; every rank of a job must use the same value.
+	// each; otherwise at least 4 KiB. Every rank of a job must use the same
+	// value.
 	EagerBudget int
 
 	// Timeout, if positive, is a watchdog on every blocking call: a call
@@ -65,6 +66,9 @@ func (cfg *Config) eagerLimit() int {
 	return DefaultEagerLimit
 }
 
+// minEagerBudget is the smallest Config.EagerBudget: a few small messages.
+const minEagerBudget = 4 << 10
+
 // eagerBudget is the per-peer budget of a world of size ranks (flow.go).
 func (cfg *Config) eagerBudget(size int) int64 {
 	if cfg.EagerBudget > 0 {
@@ -84,8 +88,8 @@ func (cfg *Config) validate() error {
 	if cfg.EagerLimit < 0 {
 		return errInvalid(fmt.Sprintf("Config.EagerLimit %d is negative", cfg.EagerLimit))
 	}
-	if cfg.EagerBudget < 0 {
-		return errInvalid(fmt.Sprintf("Config.EagerBudget %d is negative", cfg.EagerBudget))
+	if cfg.EagerBudget < 0 || cfg.EagerBudget > 0 && cfg.EagerBudget < minEagerBudget {
+		return errInvalid(fmt.Sprintf("Config.EagerBudget %d: want 0 (the default) or at least %d", cfg.EagerBudget, minEagerBudget))
 	}
 	if cfg.LocalNodes < 0 {
 		return errInvalid(fmt.Sprintf("Config.LocalNodes %d is negative", cfg.LocalNodes))

@@ -226,6 +226,11 @@ func (w *world) onRTS(from int, h wire.Header, body transport.Body) error {
 	}
 	q := w.queue(h.Context)
 	r := q.takePosted(src, tag)
+	if r == nil && w.leaving && h.Context != worldCollCtx {
+		w.mu.Unlock()
+		w.sendAsync(from, goneCTS(h.Arg0), nil)
+		return nil
+	}
 	if r == nil {
 		probes := q.addUnexp(&inMsg{src: src, tag: tag, from: from, call: h.Call, rts: true, size: int(h.Arg1), sreq: h.Arg0, addr: addr})
 		w.mu.Unlock()
@@ -287,6 +292,10 @@ func (w *world) onCTS(from int, h wire.Header) error {
 			return nil
 		}
 		return fmt.Errorf("CTS for unknown send request %d from world rank %d", h.Arg0, from)
+	}
+	if h.Flags&wire.FlagGone != 0 {
+		s.complete(&peerClosedError{rank: s.peer, comm: s.c.name})
+		return nil
 	}
 	if h.Flags&(wire.FlagDecline|wire.FlagCMA) != 0 {
 		// The receiver could not take it and reports the truncation on its

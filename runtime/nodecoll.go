@@ -122,6 +122,12 @@ func (c *Comm) setupNodeColl() (*nodeColl, error) {
 	return nc, nil
 }
 
+// openPeer is shm.OpenPeer; tests replace it to take the fallback.
+var openPeer = shm.OpenPeer
+
+// namedShares counts the segments this process shared through a name.
+var namedShares atomic.Int64
+
 // shareSegment gives every rank of c, all on one node, a mapping of one
 // new zeroed segment of size bytes (collective, over messages; every rank
 // returns the same outcome). Rank 0 creates it anonymous (a memfd) and the
@@ -134,23 +140,38 @@ func (c *Comm) setupNodeColl() (*nodeColl, error) {
 func (c *Comm) shareSegment(size int64) (*shm.Segment, error) {
 	var seg *shm.Segment
 	var err error
-	info := []int64{0, int64(os.Getpid()), -1} // ok, pid, fd
+	info := []int64{0, int64(os.Getpid()), -1, 0, 0} // ok, pid, fd, device, inode
 	if c.rank == 0 {
 		if seg, err = shm.Create(size, shm.Options{}); err == nil {
-			info[0], info[2] = 1, int64(seg.FD())
+			var dev, ino uint64
+			if dev, ino, err = seg.FileID(); err == nil {
+				info = []int64{1, int64(os.Getpid()), int64(seg.FD()), int64(dev), int64(ino)}
+			}
 		}
 	}
-	if berr := Bcast(c, info, 0); berr != nil {
+	if berr := c.setupBcast(info); berr != nil {
 		if seg != nil {
 			seg.Close()
 		}
 		return nil, berr
 	}
 	if info[0] == 0 {
+		if seg != nil {
+			seg.Close()
+		}
 		return nil, fmt.Errorf("rank 0 could not create the segment (%v)", err)
 	}
 	if c.rank != 0 {
-		seg, err = shm.OpenPeer(int(info[1]), int(info[2]), size)
+		seg, err = openPeer(int(info[1]), int(info[2]), size)
+		if err == nil {
+			// The same pid in another pid namespace would be another
+			// process: make sure this is rank 0's segment.
+			dev, ino, ferr := seg.FileID()
+			if ferr != nil || int64(dev) != info[3] || int64(ino) != info[4] {
+				seg.Close()
+				seg, err = nil, fmt.Errorf("/proc/%d/fd/%d is not rank 0's segment (%v)", info[1], info[2], ferr)
+			}
+		}
 	}
 	if ok, aerr := c.allOK(err); aerr != nil || !ok {
 		if seg != nil {
@@ -211,31 +232,49 @@ func (c *Comm) shareNamed(size int64) (*shm.Segment, error) {
 	if err := seg.CloseFD(); err != nil {
 		c.w.log.Debug("runtime: closing a shared segment's descriptor", "err", err)
 	}
+	namedShares.Add(1)
 	return seg, nil
 }
 
-// allOK reports whether err is nil on every rank of c (collective).
+// allOK reports whether err is nil on every rank of c (collective, a
+// runtime set-up step over messages).
 func (c *Comm) allOK(err error) (bool, error) {
 	v := []int32{1}
 	if err != nil {
 		v[0] = 0
 	}
-	if aerr := Allreduce(c, v, v, Min); aerr != nil {
-		return false, aerr
+	f, _ := commKernel[int32](c, Min)
+	var k coll
+	if err := c.begin(&k, "Setup", countedCall(callSetup, Min, 1, 4)); err != nil {
+		return false, err
+	}
+	if err := k.end(rdAllreduce(&k, v, f)); err != nil {
+		return false, err
 	}
 	return v[0] == 1, nil
 }
 
 // rootOK reports to every rank of c whether err is nil on rank 0.
 func (c *Comm) rootOK(err error) (bool, error) {
-	v := []int32{1}
+	v := []int64{1}
 	if err != nil {
 		v[0] = 0
 	}
-	if berr := Bcast(c, v, 0); berr != nil {
+	if berr := c.setupBcast(v); berr != nil {
 		return false, berr
 	}
 	return v[0] == 1, nil
+}
+
+// setupBcast broadcasts v from rank 0 of c (collective, a runtime set-up
+// step over messages).
+func (c *Comm) setupBcast(v []int64) error {
+	var k coll
+	if err := c.begin(&k, "Setup", countedCall(callSetup, 0, len(v), 8)); err != nil {
+		return err
+	}
+	k.strict = true
+	return k.end(k.bcast(asBytes(v), 0))
 }
 
 // line returns the index in words of rank r's line for generation g.
@@ -329,17 +368,9 @@ func (nc *nodeColl) disagreement(k *coll, g uint64) error {
 // callAt decodes rank r's call identity for generation g.
 func (nc *nodeColl) callAt(r int, g uint64) callID {
 	desc := atomic.LoadUint64(nc.descWord(r, g))
-	w := uint32(desc)
-	id := callID{
-		kind:  collKind(w & (1<<wordKindBits - 1)),
-		op:    Op(w >> wordKindBits & (1<<wordOpBits - 1)),
-		root:  -1,
-		count: int(atomic.LoadUint64(nc.countWord(r, g))),
-		esize: int(uint8(desc >> 32)),
-	}
-	if id.kind.rooted() {
-		id.root = int(w>>wordArgShift) - 1
-	}
+	id := decodeWord(uint32(desc))
+	id.count = int(atomic.LoadUint64(nc.countWord(r, g)))
+	id.esize = int(uint8(desc >> 32))
 	return id
 }
 
@@ -362,8 +393,8 @@ func (nc *nodeColl) all(g uint64) bool {
 func (nc *nodeColl) await(k *coll, g uint64) error {
 	c := k.c
 	w := c.w
-	checked := false
 	var start time.Time
+	var checked time.Duration // of waiting, when this rank last checked with the missing ranks
 	for i := 1; ; i++ {
 		if nc.all(g) {
 			return nil
@@ -387,11 +418,11 @@ func (nc *nodeColl) await(k *coll, g uint64) error {
 			w.abort(fmt.Errorf("watchdog: collective on %s rank %d waited longer than %v", c.name, c.rank, w.timeout))
 			return w.err()
 		}
-		if !checked && waited > stallAfter {
-			checked = true
+		if waited > checked+stallAfter {
+			checked = waited
 			for r := range nc.n {
 				if atomic.LoadUint64(nc.genWord(r, g)) < g {
-					w.sendCheck(c, r, k.tag, k.word)
+					w.sendCheck(c, r, k.tag, k.word, true)
 				}
 			}
 		}

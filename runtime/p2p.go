@@ -11,13 +11,17 @@ import (
 // Send sends buf to rank dest of c with tag (≥ 0).
 //
 // Send is blocking and not collective. It returns when buf may be reused: a
-// message up to the eager limit has been handed to the transport; a larger
-// one has been written after the receiver matched it, so Send to a rank that
-// never receives blocks until the world fails. Messages between one pair of
+// message up to the eager limit has been handed to the transport, unless
+// the receiver already holds Config.EagerBudget bytes of this rank's
+// unreceived messages; then, like any larger message, it is written after
+// the receiver matched it, so Send to a rank that never receives blocks
+// until the world fails or that rank closes. Messages between one pair of
 // ranks on one communicator are received in the order they were sent.
 // Multiple goroutines may call Send and Recv on the same Comm concurrently.
-// Errors: ErrInvalid for a bad rank or tag or the nil communicator,
-// ErrAborted and ErrClosed as for every call.
+// Errors: ErrInvalid for a bad rank or tag or the nil communicator;
+// ErrClosed, naming it, when dest has entered Close of its world (or enters
+// it before matching the message); ErrAborted and ErrClosed as for every
+// call.
 func Send[T Elem](c *Comm, buf []T, dest, tag int) error {
 	if err := c.checkP2P(dest, tag, false); err != nil {
 		return c.opErr("Send", dest, err)

@@ -64,6 +64,7 @@ type world struct {
 	// unexpPeak its largest value so far (flow.go bounds it per peer).
 	unexpBytes, unexpPeak int64
 	logs                  map[uint32]*callLog // this rank's communicators' call logs, by collective context (verify.go)
+	orphans               map[uint32][]check  // checks for communicators this rank has not made yet (verify.go)
 	sends                 map[uint64]*Request // rendezvous sends waiting for CTS
 	recvs                 map[uint64]*Request // rendezvous receives waiting for data
 	nextID                uint64
@@ -72,11 +73,13 @@ type world struct {
 	failed                chan struct{}
 	stopped               chan struct{}     // closed by close
 	closed                bool              // close ran: calls return ErrClosed
+	leaving               bool              // Close of the world began: unmatched RTS are refused (closing.go)
 	onAbort               func(cause error) // propagates an Abort beyond this process (peers, launcher)
 	// tellPeers sends cause to every peer as an abort notice (nil where
 	// onAbort reaches the peers' worlds directly).
 	tellPeers func(cause error)
 	cause     error             // the first cause of failure, as given to fail
+	mine      bool              // this rank is where cause arose (failWith)
 	onPeer    func(cause error) // tells the launcher this rank fails because of another
 	closers   []io.Closer       // released by Close after the endpoints
 }
@@ -94,6 +97,7 @@ func newWorld(rank, size int, nodes []string, cfg *Config) *world {
 		log:     cfg.logger(),
 		queues:  make(map[uint32]*matchQueue),
 		logs:    make(map[uint32]*callLog),
+		orphans: make(map[uint32][]check),
 		budget:  cfg.eagerBudget(size),
 		credit:  make([]atomic.Int64, size),
 		owed:    make([]atomic.Int64, size),
@@ -131,7 +135,12 @@ func (w *world) errLocked() error {
 // fail moves the world to the failed state with cause (once) and completes
 // every pending request with it. It reports whether this was the first
 // failure.
-func (w *world) fail(cause error) bool {
+func (w *world) fail(cause error) bool { return w.failWith(cause, false) }
+
+// failWith is fail; mine says the cause arose in this rank (an Abort, an
+// argument error, a mismatch it found), which it then tells its peers
+// again when it closes.
+func (w *world) failWith(cause error, mine bool) bool {
 	given := cause
 	if !errors.Is(cause, ErrAborted) {
 		cause = fmt.Errorf("%w: %w", ErrAborted, cause)
@@ -142,6 +151,7 @@ func (w *world) fail(cause error) bool {
 		return false
 	}
 	w.cause = given
+	w.mine = mine
 	w.failure = cause
 	close(w.failed)
 	w.mu.Unlock()
@@ -186,7 +196,7 @@ func (w *world) failByPeer(cause error) {
 // abort is Comm.Abort: fail here, then tell the rest of the job. A world
 // that failed already keeps its first cause, which the job has heard of.
 func (w *world) abort(cause error) {
-	if w.fail(cause) && w.onAbort != nil {
+	if w.failWith(cause, true) && w.onAbort != nil {
 		w.onAbort(cause)
 	}
 }
@@ -259,11 +269,12 @@ func (w *world) close() error {
 	w.closed = true
 	close(w.stopped)
 	cause := w.cause
+	mine := w.mine
 	w.mu.Unlock()
-	if cause != nil && w.tellPeers != nil {
-		// A failed world does not say an orderly goodbye: peers still
-		// waiting for this rank learn why instead (the abort notice of
-		// whoever failed first may not have gone out yet).
+	if cause != nil && mine && w.tellPeers != nil {
+		// A world that failed here does not say an orderly goodbye: peers
+		// still waiting for this rank learn why instead (its abort notice
+		// may not have gone out yet).
 		w.tellPeers(cause)
 	}
 	var first error

@@ -304,6 +304,26 @@ func OpenPeer(pid, fd int, size int64) (*Segment, error) {
 	return FromFD(nfd, size)
 }
 
+// FileID returns the device and inode numbers of the file behind the
+// segment's descriptor, by which a process that opened a peer's segment
+// (OpenPeer) can check that it reached the one it was told of. It fails
+// after [Segment.CloseFD].
+func (s *Segment) FileID() (dev, ino uint64, err error) {
+	if s == nil {
+		return 0, 0, invalidf("FileID of nil Segment")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fd < 0 {
+		return 0, 0, invalidf("FileID: the segment's descriptor is closed")
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(s.fd, &st); err != nil {
+		return 0, 0, os.NewSyscallError("fstat", err)
+	}
+	return st.Dev, st.Ino, nil
+}
+
 // Close unmaps the segment and closes its descriptor. If this Segment
 // created a named segment that is still linked, Close also removes the name.
 // Close is idempotent. After Close, [Segment.Bytes] returns nil and any slice

@@ -20,6 +20,9 @@ func FromFD(fd int, size int64) (*Segment, error) { return nil, notSupported() }
 // OpenPeer is not supported on this system.
 func OpenPeer(pid, fd int, size int64) (*Segment, error) { return nil, notSupported() }
 
+// FileID is not supported on this platform.
+func (s *Segment) FileID() (dev, ino uint64, err error) { return 0, 0, notSupported() }
+
 // Close does nothing: no Segment can exist on this platform.
 func (s *Segment) Close() error { return nil }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gorun-hpc/gorun/runtime"
 )
@@ -302,10 +303,21 @@ type Outcome struct {
 }
 
 // RunBad runs case bc on c, then an Allreduce and a Bcast to see whether c
-// still works, and returns this rank's outcome.
-func RunBad(c *runtime.Comm, bc BadCase) Outcome {
+// still works, and returns this rank's outcome. With late > 0 the bad rank
+// first does a Barrier with the others and then sleeps that long before
+// its call, so that the others' calls stall waiting for it.
+func RunBad(c *runtime.Comm, bc BadCase, late time.Duration) Outcome {
 	o := Outcome{Rank: c.Rank()}
-	o.Err, o.Wrong = bc.Run(c, c.Rank() == bc.Bad(c.Size()))
+	bad := c.Rank() == bc.Bad(c.Size())
+	if late > 0 {
+		if o.Err = c.Barrier(); o.Err != nil {
+			return o
+		}
+		if bad {
+			time.Sleep(late)
+		}
+	}
+	o.Err, o.Wrong = bc.Run(c, bad)
 	sum := []int64{0}
 	if err := runtime.Allreduce(c, []int64{1}, sum, runtime.Sum); err != nil {
 		o.After = err

@@ -40,7 +40,7 @@ const (
 	KindAM           // active message for a layer above p2p (RMA, later): Context names the service
 	KindClosing      // the sender entered Close of its world: no new message follows but its Close barrier
 	KindCredit       // the receiver consumed Arg0 bytes of the sender's eager messages (flow control)
-	KindCheck        // a stalled collective's call: Context, Src, Tag = sequence, Call, Arg0 = count, Arg1 = element size
+	KindCheck        // a stalled collective's call: Context, Src, Tag = sequence number, Call; FlagArrival
 
 	// KindTransport and above are reserved for transports.
 	KindTransport Kind = 0xF0
@@ -57,6 +57,13 @@ const (
 	// FlagPoison on KindEager: in place of a collective's data, the
 	// payload is the error that stopped the call on some rank.
 	FlagPoison uint8 = 1 << 2
+	// FlagGone on KindCTS with FlagDecline: the receiver entered Close and
+	// will never receive the message.
+	FlagGone uint8 = 1 << 3
+	// FlagArrival on KindCheck: the sender waits in a shared-memory
+	// arrival, which compares the calls itself; answer only whether the
+	// communicator was closed.
+	FlagArrival uint8 = 1 << 4
 )
 
 func (k Kind) String() string {
