@@ -34,6 +34,7 @@ var badConfigs = []struct {
 	{"messages/np4", 4, runtime.Config{Transports: []string{"self"}}, false},
 	{"nodes2/np3", 3, runtime.Config{LocalNodes: 2}, false},
 	{"nodes2/np4", 4, runtime.Config{LocalNodes: 2}, false},
+	{"real/np4", 4, runtime.Config{LocalNodes: 2, Transports: []string{"self", "shm", "tcp"}}, false},
 }
 
 func TestBadInput(t *testing.T) {

@@ -35,6 +35,7 @@ const (
 	callSplit // Dup, Split, SplitShared
 	callClose // the barrier of the world's Close
 	callSetup // the runtime's own collective steps (shared segment, node structure)
+	callAllocShared
 	numKinds
 )
 
@@ -42,7 +43,7 @@ var kindNames = [...]string{
 	callBarrier: "Barrier", callBcast: "Bcast", callReduce: "Reduce", callAllreduce: "Allreduce",
 	callScan: "Scan", callGather: "Gather", callGatherv: "Gatherv", callAllgather: "Allgather",
 	callScatter: "Scatter", callAlltoall: "Alltoall", callSplit: "Split", callClose: "Close",
-	callSetup: "runtime setup",
+	callSetup: "runtime setup", callAllocShared: "AllocShared",
 }
 
 func (k collKind) String() string {
@@ -132,7 +133,7 @@ func (k collKind) rooted() bool {
 // difference shows when their frames meet.
 func (k collKind) informing() bool {
 	switch k {
-	case callAllreduce, callAllgather, callAlltoall, callSplit:
+	case callAllreduce, callAllgather, callAlltoall, callSplit, callAllocShared:
 		return true
 	}
 	return false

@@ -240,8 +240,10 @@ func (c *Comm) Abort(cause error) {
 // Close releases c. For the world communicator returned by Init it is
 // MPI_Finalize: collective and blocking (a barrier, so no rank leaves while
 // others still talk to it), then every connection is closed in order and
-// later calls return ErrClosed. For other communicators it is local and
-// only makes later calls on c return ErrClosed. Close is idempotent; on a
+// later calls return ErrClosed. For other communicators it is local: later
+// calls on c return ErrClosed, and so do receives and probes on c that are
+// still waiting (a goroutine blocked in Recv on c returns); a send already
+// started completes when its receiver takes it. Close is idempotent; on a
 // failed world it still releases everything and returns the failure.
 //
 // Deferred directly (defer world.Close()) in a goroutine that panics, Close
@@ -265,6 +267,7 @@ func (c *Comm) Close() error {
 	if !c.world {
 		c.log.closed.Store(true)
 		c.closed.Store(true)
+		c.w.cancel(c)
 		c.closeHier()
 		return nil
 	}

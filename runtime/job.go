@@ -67,7 +67,7 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env) (c *Comm, er
 		}
 	}()
 	w := newWorld(env.Rank, env.Size, nil, cfg)
-	spin := func() bool { return w.waiters.Load() > 0 }
+	spin := w.spinning
 	me := peerInfo{Node: env.Node, Arch: goruntime.GOARCH, PID: os.Getpid()}
 	me.Host, _ = os.Hostname()
 	var tr *tcp.Transport

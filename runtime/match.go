@@ -100,29 +100,32 @@ func completeAll(rs []*Request) {
 
 // HandleFrame implements transport.Handler. It runs on a transport receive
 // goroutine and never blocks on the network: the sends it causes (CTS) go
-// out from goroutines of their own.
+// out from goroutines of their own. Frames are dispatched by kind from
+// frameHandlers.
 func (w *world) HandleFrame(from int, h wire.Header, body transport.Body) error {
-	switch h.Kind {
-	case wire.KindEager:
-		return w.onEager(from, h, body)
-	case wire.KindRTS:
-		return w.onRTS(from, h, body)
-	case wire.KindCTS:
-		return w.onCTS(from, h)
-	case wire.KindData:
-		return w.onData(from, h, body)
-	case wire.KindAbort:
+	if int(h.Kind) < len(frameHandlers) {
+		if f := frameHandlers[h.Kind]; f != nil {
+			return f(w, from, h, body)
+		}
+	}
+	return fmt.Errorf("unexpected frame kind %v from world rank %d", h.Kind, from)
+}
+
+// frameHandlers are the handlers of the frame kinds above the transport.
+var frameHandlers = [...]func(w *world, from int, h wire.Header, body transport.Body) error{
+	wire.KindEager: (*world).onEager,
+	wire.KindRTS:   (*world).onRTS,
+	wire.KindCTS:   func(w *world, from int, h wire.Header, _ transport.Body) error { return w.onCTS(from, h) },
+	wire.KindData:  (*world).onData,
+	wire.KindAbort: func(w *world, from int, _ wire.Header, body transport.Body) error {
 		msg, _ := body.Bytes()
 		w.failByPeer(fmt.Errorf("rank %d aborted the job: %s", from, msg))
 		return nil
-	case wire.KindClosing:
-		return w.onClosing(from)
-	case wire.KindCredit:
-		return w.onCredit(from, h)
-	case wire.KindCheck:
-		return w.onCheck(h)
-	}
-	return fmt.Errorf("unexpected frame kind %v from world rank %d", h.Kind, from)
+	},
+	wire.KindAM:      (*world).onAM,
+	wire.KindClosing: func(w *world, from int, _ wire.Header, _ transport.Body) error { return w.onClosing(from) },
+	wire.KindCredit:  func(w *world, from int, h wire.Header, _ transport.Body) error { return w.onCredit(from, h) },
+	wire.KindCheck:   func(w *world, _ int, h wire.Header, _ transport.Body) error { return w.onCheck(h) },
 }
 
 // PeerLost implements transport.Handler.

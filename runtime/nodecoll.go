@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gorun-hpc/gorun/internal/bootstrap"
+	"github.com/gorun-hpc/gorun/internal/shmsync"
 	"github.com/gorun-hpc/gorun/shm"
 )
 
@@ -44,13 +45,12 @@ import (
 //	640·n                  8      sleepers: ranks that may sleep on bell
 //	640·n + 64             4      bell: futex word, bumped by every arrival
 //
-// A waiting rank polls, then sleeps on the bell futex; an arriving rank
-// rings it when the sleepers word says someone may sleep (the Dekker
-// argument of docs/shmring.md, on seq-cst atomics).
+// A waiting rank polls, then sleeps on the bell (internal/shmsync); an
+// arriving rank rings it.
 type nodeColl struct {
 	seg   *shm.Segment
 	words []uint64 // the segment as words
-	bell  *uint32
+	bell  shmsync.Bell
 	n, me int
 	gen   uint64 // calls entered by this rank
 }
@@ -114,7 +114,8 @@ func (c *Comm) setupNodeColl() (*nodeColl, error) {
 		seg.Close()
 		return nil, err
 	}
-	nc := &nodeColl{seg: seg, words: words, bell: &bells[0], n: c.size, me: c.rank}
+	nc := &nodeColl{seg: seg, words: words, n: c.size, me: c.rank}
+	nc.bell = shmsync.NewBell(nc.sleepers(), &bells[0])
 	// Unmapped once c is unreachable, not by Close: a goroutine that is
 	// still in a collective on c (after a panic elsewhere, say) must not
 	// find the memory gone.
@@ -321,12 +322,7 @@ func (nc *nodeColl) arrive(k *coll, data []byte, local error) (uint64, error) {
 	// release (seq-cst): data, count and descriptor above happen-before
 	// the loads of the ranks that see this generation.
 	atomic.StoreUint64(nc.genWord(nc.me, g), g)
-	// Dekker with a sleeping rank: we store gen then load sleepers; it
-	// increments sleepers then loads every gen.
-	if atomic.LoadUint64(nc.sleepers()) != 0 {
-		atomic.AddUint32(nc.bell, 1)
-		shm.Wake(nc.bell, ncMaxRanks)
-	}
+	nc.bell.Ring() // after the store of gen (shmsync.Bell)
 	if err := nc.await(k, g); err != nil {
 		return g, err
 	}
@@ -387,21 +383,14 @@ func (nc *nodeColl) all(g uint64) bool {
 
 // await waits until every rank entered generation g of call k: polling
 // for pollBudget, then sleeping on the bell, in slices of at most 100 ms so
-// that a failed world (a rank died) or the watchdog ends the wait. After
-// stallAfter it asks the ranks still missing which call they make
-// (verify.go).
+// that a failed world (a rank died), a peer gone with Close or the
+// watchdog ends the wait. Every stallAfter it asks the ranks still missing
+// whether they closed c (verify.go).
 func (nc *nodeColl) await(k *coll, g uint64) error {
 	c := k.c
 	w := c.w
-	var start time.Time
 	var checked time.Duration // of waiting, when this rank last checked with the missing ranks
-	for i := 1; ; i++ {
-		if nc.all(g) {
-			return nil
-		}
-		if i%64 != 0 {
-			continue
-		}
+	return nc.bell.Await(func() bool { return nc.all(g) }, pollBudget, 100*time.Millisecond, func(waited time.Duration) error {
 		if err := w.err(); err != nil {
 			return err
 		}
@@ -410,10 +399,6 @@ func (nc *nodeColl) await(k *coll, g uint64) error {
 				return err
 			}
 		}
-		if start.IsZero() {
-			start = time.Now()
-		}
-		waited := time.Since(start)
 		if w.timeout > 0 && waited > w.timeout {
 			w.abort(fmt.Errorf("watchdog: collective on %s rank %d waited longer than %v", c.name, c.rank, w.timeout))
 			return w.err()
@@ -426,19 +411,8 @@ func (nc *nodeColl) await(k *coll, g uint64) error {
 				}
 			}
 		}
-		if waited < pollBudget {
-			if i%512 == 0 {
-				goruntime.Gosched()
-			}
-			continue
-		}
-		atomic.AddUint64(nc.sleepers(), 1)
-		v := atomic.LoadUint32(nc.bell)
-		if !nc.all(g) {
-			shm.Wait(nc.bell, v, 100*time.Millisecond)
-		}
-		atomic.AddUint64(nc.sleepers(), ^uint64(0))
-	}
+		return nil
+	})
 }
 
 // goneErr aborts the world if a rank that has not entered generation g of

@@ -23,12 +23,17 @@ const (
 	Band
 	Bor
 	Bxor
+	// Replace and NoOp are for one-sided accumulates (package rma):
+	// Replace stores the origin's value, NoOp leaves the target's (an
+	// atomic read, with GetAccumulate). Collectives refuse them.
+	Replace
+	NoOp
 )
 
-var opNames = [...]string{Sum: "Sum", Prod: "Prod", Min: "Min", Max: "Max", Land: "Land", Lor: "Lor", Band: "Band", Bor: "Bor", Bxor: "Bxor"}
+var opNames = [...]string{Sum: "Sum", Prod: "Prod", Min: "Min", Max: "Max", Land: "Land", Lor: "Lor", Band: "Band", Bor: "Bor", Bxor: "Bxor", Replace: "Replace", NoOp: "NoOp"}
 
 func (o Op) String() string {
-	if o >= Sum && o <= Bxor {
+	if o >= Sum && o <= NoOp {
 		return opNames[o]
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
@@ -212,6 +217,9 @@ func complexKernel[B complexNum](op Op) (func(dst, src []B), bool) {
 
 // checkOp returns the kernel for op on T, or an argument error naming both.
 func checkOp[T Elem](op Op) (func(dst, src []T), error) {
+	if op == Replace || op == NoOp {
+		return nil, errInvalid(fmt.Sprintf("op %v is for one-sided accumulates, not collectives", op))
+	}
 	if op < Sum || op > Bxor {
 		return nil, errInvalid(fmt.Sprintf("op %v is not a reduction operation", op))
 	}

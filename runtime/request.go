@@ -170,11 +170,10 @@ func (r *Request) Wait() (Status, error) {
 		return Status{}, nil
 	}
 	if !r.isDone() {
-		r.w.waiters.Add(1)
+		r.w.waiting()
 		if !r.w.pollWait(r) {
 			r.park()
 		}
-		r.w.waiters.Add(-1)
 	}
 	return r.status, r.c.opErr(r.op, r.peer, r.err)
 }
@@ -223,6 +222,14 @@ const pollBudget = 50 * time.Microsecond
 // passes without progress (false; the caller then parks). See
 // transport.Poller.
 func (w *world) pollWait(r *Request) bool {
+	// Once a goroutine pushes r's data, only it can complete r: polling
+	// would take the CPU it needs.
+	return w.pollUntil(r.isDone, r.pushing.Load)
+}
+
+// pollUntil receives for the caller until done reports true (true), or
+// stop does, or pollBudget passes without progress (false).
+func (w *world) pollUntil(done, stop func() bool) bool {
 	if len(w.pollers) == 0 {
 		return false
 	}
@@ -230,15 +237,13 @@ func (w *world) pollWait(r *Request) bool {
 		p.BeginPoll()
 	}
 	var start time.Time
-	done := false
+	ok := false
 	for i := 1; ; i++ {
-		if r.isDone() {
-			done = true
+		if done() {
+			ok = true
 			break
 		}
-		if r.pushing.Load() {
-			// Only the pushing goroutine can complete r now; polling
-			// would take the CPU it needs.
+		if stop != nil && stop() {
 			break
 		}
 		progressed := false
@@ -265,9 +270,9 @@ func (w *world) pollWait(r *Request) bool {
 		}
 	}
 	for _, p := range w.pollers {
-		p.EndPoll(!done)
+		p.EndPoll(!ok)
 	}
-	return done
+	return ok
 }
 
 // Test reports whether the request has completed, without blocking; when it

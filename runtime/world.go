@@ -25,9 +25,12 @@ type world struct {
 	timeout    time.Duration
 	log        *slog.Logger
 
-	// waiters counts goroutines blocked in Wait; transports poll their
-	// sockets instead of parking while it is non-zero.
-	waiters atomic.Int32
+	// spinUntil is when, in nanoseconds of monotonic time (monoNow), the
+	// last wait to start is spinWindow old: until then the TCP receive
+	// goroutines poll their sockets instead of parking, for the reply a
+	// caller is waiting for. A goroutine that stays parked longer (a lock
+	// request, a service loop) keeps nobody spinning.
+	spinUntil atomic.Int64
 
 	// jobID names the job's shared segments ("" in a world of goroutine
 	// ranks); shmOK says ranks of one node may share memory.
@@ -57,6 +60,10 @@ type world struct {
 
 	// watching says the stall watcher runs (verify.go).
 	watching atomic.Bool
+
+	// services are the active-message services open on this rank's
+	// communicators, by context (am.go).
+	services atomic.Pointer[services]
 
 	mu     sync.Mutex
 	queues map[uint32]*matchQueue // by context id
@@ -112,8 +119,33 @@ func newWorld(rank, size int, nodes []string, cfg *Config) *world {
 	for i := range w.credit {
 		w.credit[i].Store(w.budget)
 	}
+	w.services.Store(&services{})
 	return w
 }
+
+// spinWindow is how long after a wait starts the TCP receive goroutines
+// poll for its reply: a few loopback round trips.
+const spinWindow = 200 * time.Microsecond
+
+// monoEpoch is the origin of monoNow.
+var monoEpoch = time.Now()
+
+// monoNow is monotonic time in nanoseconds.
+func monoNow() int64 { return int64(time.Since(monoEpoch)) }
+
+// waiting notes that a goroutine starts to wait for a reply (spinUntil).
+func (w *world) waiting() {
+	until := monoNow() + int64(spinWindow)
+	// Stores only when the window moves on by a tenth, so concurrent
+	// waiters do not fight over the line.
+	if until-w.spinUntil.Load() > int64(spinWindow/10) {
+		w.spinUntil.Store(until)
+	}
+}
+
+// spinning reports whether a wait started within spinWindow (the
+// transports' Config.Spin).
+func (w *world) spinning() bool { return monoNow() < w.spinUntil.Load() }
 
 // err returns the world's failure, or nil.
 func (w *world) err() error {
@@ -180,6 +212,35 @@ func (w *world) drain(err error) {
 	w.mu.Unlock()
 	for _, r := range pending {
 		r.complete(err)
+	}
+}
+
+// cancel completes the receives and probes still posted on communicator
+// c, which is being closed, with ErrClosed.
+func (w *world) cancel(c *Comm) {
+	var dead []*Request
+	w.mu.Lock()
+	for _, ctx := range []uint32{c.ctx, c.ctx + 1} {
+		q := w.queues[ctx]
+		if q == nil {
+			continue
+		}
+		mine := func(rs []*Request) []*Request {
+			keep := rs[:0]
+			for _, r := range rs {
+				if r.c == c {
+					dead = append(dead, r)
+				} else {
+					keep = append(keep, r)
+				}
+			}
+			return keep
+		}
+		q.posted, q.probes = mine(q.posted), mine(q.probes)
+	}
+	w.mu.Unlock()
+	for _, r := range dead {
+		r.complete(ErrClosed)
 	}
 }
 

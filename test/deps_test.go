@@ -83,6 +83,8 @@ func TestImportGraph(t *testing.T) {
 		{pkg: "internal/wire", onlyInMod: []string{}},
 		{pkg: "internal/auth", onlyInMod: []string{}},
 		{pkg: "shm", onlyInMod: []string{}},
+		{pkg: "internal/am", onlyInMod: []string{"internal/wire"}},
+		{pkg: "internal/shmsync", onlyInMod: []string{"shm"}},
 		{pkg: "internal/transport", banned: []string{"runtime", "internal/bootstrap", "internal/launch", "rma", "patterns", "cmd"}},
 		{pkg: "internal/bootstrap", banned: []string{"runtime", "internal/transport", "internal/launch", "rma", "patterns", "shm"}},
 		{pkg: "internal/launch", banned: []string{"runtime", "internal/transport", "rma", "patterns"}},

@@ -1,0 +1,135 @@
+package runtime
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/gorun-hpc/gorun/internal/am"
+	"github.com/gorun-hpc/gorun/internal/transport"
+	"github.com/gorun-hpc/gorun/internal/wire"
+)
+
+// Active messages for the layers above (internal/am): a service opened on
+// a communicator gets the KindAM frames whose Context is the
+// communicator's point-to-point context, from HandleFrame on the receive
+// path. Package rma opens one per window, on a Dup of the window's
+// communicator that nothing else uses.
+
+func init() { am.Open = openPort }
+
+// services maps a context to its handler. It is replaced, never changed,
+// so the receive path reads it with one atomic load.
+type services = map[uint32]am.Handler
+
+// port is an am.Port on communicator c.
+type port struct {
+	c      *Comm
+	closed atomic.Bool
+}
+
+func openPort(comm any, h am.Handler) (am.Port, error) {
+	c, ok := comm.(*Comm)
+	if !ok || c == nil {
+		return nil, am.ErrNotRuntime
+	}
+	if err := c.usable(); err != nil {
+		return nil, err
+	}
+	w := c.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	old := w.services.Load()
+	if _, dup := (*old)[c.ctx]; dup {
+		return nil, fmt.Errorf("am: a service is open on %s already", c.name)
+	}
+	next := make(services, len(*old)+1)
+	for k, v := range *old {
+		next[k] = v
+	}
+	next[c.ctx] = h
+	w.services.Store(&next)
+	return &port{c: c}, nil
+}
+
+func (p *port) Rank() int { return p.c.rank }
+func (p *port) Size() int { return p.c.size }
+
+func (p *port) header(h wire.Header) wire.Header {
+	h.Kind, h.Context, h.Src = wire.KindAM, p.c.ctx, int32(p.c.rank)
+	return h
+}
+
+func (p *port) Send(to int, h wire.Header, payload []byte) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	if err := p.c.w.err(); err != nil {
+		return err
+	}
+	return p.c.w.send(p.c.group[to], p.header(h), payload)
+}
+
+func (p *port) SendAsync(to int, h wire.Header, payload []byte) {
+	if p.closed.Load() {
+		return
+	}
+	p.c.w.sendAsync(p.c.group[to], p.header(h), payload)
+}
+
+func (p *port) Await(done func() bool, wake <-chan struct{}) error {
+	return p.c.w.await(done, wake)
+}
+
+func (p *port) Err() error { return p.c.w.failureErr() }
+
+func (p *port) Failed() <-chan struct{} { return p.c.w.failed }
+
+func (p *port) Close() error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	w := p.c.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	old := w.services.Load()
+	next := make(services, len(*old))
+	for k, v := range *old {
+		if k != p.c.ctx {
+			next[k] = v
+		}
+	}
+	w.services.Store(&next)
+	return nil
+}
+
+// onAM hands an active message to its service.
+func (w *world) onAM(from int, h wire.Header, body transport.Body) error {
+	if hd := (*w.services.Load())[h.Context]; hd != nil {
+		return hd(int(h.Src), h, body)
+	}
+	if w.err() != nil {
+		return nil
+	}
+	return fmt.Errorf("active message for no open service (context %d) from world rank %d", h.Context, from)
+}
+
+// await blocks until done reports true (signalled on wake) or the world
+// fails: the wait of am.Port, polling first like Request.Wait.
+func (w *world) await(done func() bool, wake <-chan struct{}) error {
+	if done() {
+		return nil
+	}
+	w.waiting()
+	if w.pollUntil(done, nil) {
+		return nil
+	}
+	select {
+	case <-wake:
+		return nil
+	case <-w.failed:
+		if done() {
+			return nil
+		}
+		return w.failureErr()
+	}
+}
