@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/gorun-hpc/gorun/internal/am"
 	"github.com/gorun-hpc/gorun/internal/transport"
@@ -80,9 +81,18 @@ func (p *port) Await(done func() bool, wake <-chan struct{}) error {
 	return p.c.w.await(done, wake)
 }
 
-func (p *port) Err() error { return p.c.w.failureErr() }
+func (p *port) Err() error {
+	if !p.c.w.broken.Load() {
+		return nil
+	}
+	return p.c.w.failureErr()
+}
 
 func (p *port) Failed() <-chan struct{} { return p.c.w.failed }
+
+func (p *port) Abort(cause error) {
+	p.c.w.abort(fmt.Errorf("rank %d of %s: %w", p.c.rank, p.c.name, cause))
+}
 
 func (p *port) Close() error {
 	if p.closed.Swap(true) {
@@ -99,15 +109,28 @@ func (p *port) Close() error {
 		}
 	}
 	w.services.Store(&next)
+	w.closedServices[p.c.ctx] = true
 	return nil
 }
 
+// amSpin is how long the TCP receive goroutines poll after an active
+// message: a few round trips of a one-sided epoch.
+const amSpin = 100 * time.Microsecond
+
 // onAM hands an active message to its service.
 func (w *world) onAM(from int, h wire.Header, body transport.Body) error {
+	// The next message of a one-sided epoch usually follows within a few
+	// microseconds (a flush after a put): poll for it rather than park.
+	w.spinFor(amSpin)
 	if hd := (*w.services.Load())[h.Context]; hd != nil {
 		return hd(int(h.Src), h, body)
 	}
-	if w.err() != nil {
+	w.mu.Lock()
+	gone := w.closedServices[h.Context] || w.failure != nil
+	w.mu.Unlock()
+	if gone {
+		// A message nobody waits for (an unanswered unlock) that arrived
+		// after its service closed here.
 		return nil
 	}
 	return fmt.Errorf("active message for no open service (context %d) from world rank %d", h.Context, from)

@@ -100,7 +100,7 @@ func (c *Comm) nodeColl() *nodeColl {
 // setupNodeColl maps c's segment on every rank. It uses messages only, so
 // every rank returns the same outcome.
 func (c *Comm) setupNodeColl() (*nodeColl, error) {
-	seg, err := c.shareSegment(ncSize(c.size))
+	seg, err := c.shareSegment(ncSize(c.size), false)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +138,7 @@ var namedShares atomic.Int64
 // that rank 0 removes as soon as every rank has mapped it (and that gorun
 // sweeps if the job dies before). The descriptor is closed: the mapping is
 // all the ranks keep.
-func (c *Comm) shareSegment(size int64) (*shm.Segment, error) {
+func (c *Comm) shareSegment(size int64, readOnly bool) (*shm.Segment, error) {
 	var seg *shm.Segment
 	var err error
 	info := []int64{0, int64(os.Getpid()), -1, 0, 0} // ok, pid, fd, device, inode
@@ -174,6 +174,9 @@ func (c *Comm) shareSegment(size int64) (*shm.Segment, error) {
 			}
 		}
 	}
+	if err == nil && readOnly {
+		_, err = seg.ReadOnly() // a failure is agreed on below
+	}
 	if ok, aerr := c.allOK(err); aerr != nil || !ok {
 		if seg != nil {
 			seg.Close()
@@ -184,7 +187,7 @@ func (c *Comm) shareSegment(size int64) (*shm.Segment, error) {
 		if c.w.jobID == "" {
 			return nil, fmt.Errorf("a rank could not open the segment through /proc (this one: %v)", err)
 		}
-		return c.shareNamed(size)
+		return c.shareNamed(size, readOnly)
 	}
 	if err := seg.CloseFD(); err != nil {
 		c.w.log.Debug("runtime: closing a shared segment's descriptor", "err", err)
@@ -193,7 +196,7 @@ func (c *Comm) shareSegment(size int64) (*shm.Segment, error) {
 }
 
 // shareNamed is shareSegment through a job-tagged name.
-func (c *Comm) shareNamed(size int64) (*shm.Segment, error) {
+func (c *Comm) shareNamed(size int64, readOnly bool) (*shm.Segment, error) {
 	name := fmt.Sprintf("%scoll-%d-%d", bootstrap.ShmPrefix(c.w.jobID), c.ctx, c.group[0])
 	var seg *shm.Segment
 	var err error
@@ -213,6 +216,9 @@ func (c *Comm) shareNamed(size int64) (*shm.Segment, error) {
 			seg.Close()
 			seg, err = nil, fmt.Errorf("segment %s has %d bytes, want %d", name, seg.Size(), size)
 		}
+	}
+	if err == nil && readOnly {
+		_, err = seg.ReadOnly()
 	}
 	ok, aerr := c.allOK(err)
 	if c.rank == 0 {

@@ -18,7 +18,16 @@ import (
 // everything read after it).
 type Shared struct {
 	seg  *shm.Segment
-	offs []int // offs[r] is where rank r's part starts; offs[n] the end
+	ro   []byte // the read-only view, with SharedConfig.ReadOnly
+	offs []int  // offs[r] is where rank r's part starts; offs[n] the end
+}
+
+// SharedConfig configures AllocShared. The zero value is the default.
+type SharedConfig struct {
+	// ReadOnly also maps the segment read-only on every rank
+	// (Shared.ReadOnly): hand that view to code that must not write, and a
+	// stray store faults instead of changing every rank's data.
+	ReadOnly bool
 }
 
 // AllocShared gives every rank of c one mapping of one new zeroed segment
@@ -36,15 +45,27 @@ type Shared struct {
 // every rank); an error from the operating system, the same on every rank;
 // ErrAborted, ErrClosed. Close the Shared to unmap it.
 func (c *Comm) AllocShared(size int) (*Shared, error) {
+	return SharedConfig{}.Alloc(c, size)
+}
+
+// Alloc is AllocShared with this configuration.
+func (cfg SharedConfig) Alloc(c *Comm, size int) (*Shared, error) {
 	if c == nil {
 		if size < 0 {
 			return nil, (*Comm)(nil).opErr("AllocShared", NoPeer, errInvalid(fmt.Sprintf("size %d is negative", size)))
 		}
 		seg, err := shm.Create(int64(max(size, 1)), shm.Options{})
+		var ro []byte
+		if err == nil && cfg.ReadOnly {
+			if ro, err = seg.ReadOnly(); err != nil {
+				seg.Close()
+			}
+		}
 		if err != nil {
 			return nil, (*Comm)(nil).opErr("AllocShared", NoPeer, err)
 		}
-		return &Shared{seg: seg, offs: []int{0, size}}, nil
+		seg.CloseFD()
+		return &Shared{seg: seg, ro: ro, offs: []int{0, size}}, nil
 	}
 	for _, wr := range c.group {
 		if c.w.nodes[wr] != c.w.nodes[c.group[0]] {
@@ -63,11 +84,15 @@ func (c *Comm) AllocShared(size int) (*Shared, error) {
 	for r, n := range sizes {
 		offs[r+1] = offs[r] + int(n)
 	}
-	seg, err := c.shareSegment(int64(max(offs[c.size], 1)))
+	seg, err := c.shareSegment(int64(max(offs[c.size], 1)), cfg.ReadOnly)
 	if err != nil {
 		return nil, c.opErr("AllocShared", NoPeer, err)
 	}
-	return &Shared{seg: seg, offs: offs}, nil
+	sh := &Shared{seg: seg, offs: offs}
+	if cfg.ReadOnly {
+		sh.ro, _ = seg.ReadOnly() // mapped by shareSegment
+	}
+	return sh, nil
 }
 
 // Bytes returns the whole segment, every rank's part in rank order.
@@ -84,6 +109,16 @@ func (s *Shared) Part(r int) []byte {
 // Offset returns where rank r's part starts in Bytes (r may be Size(), for
 // the end).
 func (s *Shared) Offset(r int) int { return s.offs[r] }
+
+// ReadOnly returns the whole segment as Bytes does, through the read-only
+// mapping of SharedConfig.ReadOnly (nil without it): a store through it
+// faults.
+func (s *Shared) ReadOnly() []byte {
+	if s.ro == nil {
+		return nil
+	}
+	return s.ro[:s.offs[len(s.offs)-1]]
+}
 
 // Segment returns the segment, for typed views (shm.View) and futex words.
 func (s *Shared) Segment() *shm.Segment { return s.seg }

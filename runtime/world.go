@@ -61,6 +61,9 @@ type world struct {
 	// watching says the stall watcher runs (verify.go).
 	watching atomic.Bool
 
+	// broken is set once failure is (an atomic load for hot paths).
+	broken atomic.Bool
+
 	// services are the active-message services open on this rank's
 	// communicators, by context (am.go).
 	services atomic.Pointer[services]
@@ -72,6 +75,7 @@ type world struct {
 	unexpBytes, unexpPeak int64
 	logs                  map[uint32]*callLog // this rank's communicators' call logs, by collective context (verify.go)
 	orphans               map[uint32][]check  // checks for communicators this rank has not made yet (verify.go)
+	closedServices        map[uint32]bool     // contexts whose active-message service closed (am.go)
 	sends                 map[uint64]*Request // rendezvous sends waiting for CTS
 	recvs                 map[uint64]*Request // rendezvous receives waiting for data
 	nextID                uint64
@@ -93,28 +97,29 @@ type world struct {
 
 func newWorld(rank, size int, nodes []string, cfg *Config) *world {
 	w := &world{
-		rank:    rank,
-		size:    size,
-		nodes:   nodes,
-		eps:     make([]transport.Endpoint, size),
-		pids:    make([]int, size),
-		cma:     make([]atomic.Bool, size),
-		eager:   cfg.eagerLimit(),
-		timeout: cfg.Timeout,
-		log:     cfg.logger(),
-		queues:  make(map[uint32]*matchQueue),
-		logs:    make(map[uint32]*callLog),
-		orphans: make(map[uint32][]check),
-		budget:  cfg.eagerBudget(size),
-		credit:  make([]atomic.Int64, size),
-		owed:    make([]atomic.Int64, size),
-		gone:    make([]atomic.Bool, size),
-		sends:   make(map[uint64]*Request),
-		recvs:   make(map[uint64]*Request),
-		nextID:  1,
-		nextCtx: 2, // 0 and 1 are the world's
-		failed:  make(chan struct{}),
-		stopped: make(chan struct{}),
+		rank:           rank,
+		size:           size,
+		nodes:          nodes,
+		eps:            make([]transport.Endpoint, size),
+		pids:           make([]int, size),
+		cma:            make([]atomic.Bool, size),
+		eager:          cfg.eagerLimit(),
+		timeout:        cfg.Timeout,
+		log:            cfg.logger(),
+		queues:         make(map[uint32]*matchQueue),
+		logs:           make(map[uint32]*callLog),
+		orphans:        make(map[uint32][]check),
+		closedServices: make(map[uint32]bool),
+		budget:         cfg.eagerBudget(size),
+		credit:         make([]atomic.Int64, size),
+		owed:           make([]atomic.Int64, size),
+		gone:           make([]atomic.Bool, size),
+		sends:          make(map[uint64]*Request),
+		recvs:          make(map[uint64]*Request),
+		nextID:         1,
+		nextCtx:        2, // 0 and 1 are the world's
+		failed:         make(chan struct{}),
+		stopped:        make(chan struct{}),
 	}
 	for i := range w.credit {
 		w.credit[i].Store(w.budget)
@@ -134,8 +139,11 @@ var monoEpoch = time.Now()
 func monoNow() int64 { return int64(time.Since(monoEpoch)) }
 
 // waiting notes that a goroutine starts to wait for a reply (spinUntil).
-func (w *world) waiting() {
-	until := monoNow() + int64(spinWindow)
+func (w *world) waiting() { w.spinFor(spinWindow) }
+
+// spinFor keeps the TCP receive goroutines polling for d from now.
+func (w *world) spinFor(d time.Duration) {
+	until := monoNow() + int64(d)
 	// Stores only when the window moves on by a tenth, so concurrent
 	// waiters do not fight over the line.
 	if until-w.spinUntil.Load() > int64(spinWindow/10) {
@@ -185,6 +193,7 @@ func (w *world) failWith(cause error, mine bool) bool {
 	w.cause = given
 	w.mine = mine
 	w.failure = cause
+	w.broken.Store(true)
 	close(w.failed)
 	w.mu.Unlock()
 	w.log.Debug("world failed", "rank", w.rank, "cause", cause)
@@ -313,9 +322,21 @@ func (w *world) send(to int, h wire.Header, payload []byte) error {
 // explain the failure.
 const peerVerdict = 250 * time.Millisecond
 
-// sendAsync sends a control frame from a goroutine of its own, for callers
-// that must not block (transport receive goroutines).
+// sendAsync sends a frame without blocking the caller (a transport receive
+// goroutine): at once if the transport can take it without waiting, else
+// from a goroutine of its own. Frames sent this way may overtake each
+// other. The frame owns payload.
 func (w *world) sendAsync(to int, h wire.Header, payload []byte) {
+	if ts, ok := w.eps[to].(transport.TrySender); ok {
+		sent, err := ts.TrySend(h, payload)
+		if sent {
+			return
+		}
+		if err != nil {
+			_ = w.send(to, h, payload) // reports the failure as send does
+			return
+		}
+	}
 	go func() { _ = w.send(to, h, payload) }()
 }
 

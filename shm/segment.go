@@ -46,6 +46,7 @@ func (o *Options) dir() string {
 type Segment struct {
 	// data is the whole mapping, nil once closed. Its length is Size.
 	data []byte
+	ro   []byte // a second, read-only mapping (ReadOnly), or nil
 	size int64
 	name string // "" for anonymous segments
 

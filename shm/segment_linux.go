@@ -304,6 +304,33 @@ func OpenPeer(pid, fd int, size int64) (*Segment, error) {
 	return FromFD(nfd, size)
 }
 
+// ReadOnly maps the segment a second time, read-only, and returns that
+// view: the same memory as Bytes, but a store through it faults (SIGSEGV,
+// which Go turns into a panic) instead of changing it. It needs the
+// descriptor, so call it before CloseFD; later calls return the same view.
+// Close unmaps it with the rest.
+func (s *Segment) ReadOnly() ([]byte, error) {
+	if s == nil {
+		return nil, invalidf("ReadOnly of nil Segment")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ro != nil {
+		return s.ro, nil
+	}
+	if s.fd < 0 || s.data == nil {
+		return nil, invalidf("ReadOnly: the segment's descriptor is closed")
+	}
+	ro, err := unix.Mmap(s.fd, 0, len(s.data), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, os.NewSyscallError("mmap", err)
+	}
+	s.ro = ro
+	s.cleanup.Stop()
+	s.cleanup = runtime.AddCleanup(s, release, mapping{data: s.data, ro: ro, fd: s.fd})
+	return ro, nil
+}
+
 // FileID returns the device and inode numbers of the file behind the
 // segment's descriptor, by which a process that opened a peer's segment
 // (OpenPeer) can check that it reached the one it was told of. It fails
@@ -345,6 +372,12 @@ func (s *Segment) Close() error {
 	if err := unix.Munmap(s.data); err != nil {
 		errs = append(errs, os.NewSyscallError("munmap", err))
 	}
+	if s.ro != nil {
+		if err := unix.Munmap(s.ro); err != nil {
+			errs = append(errs, os.NewSyscallError("munmap", err))
+		}
+		s.ro = nil
+	}
 	s.data = nil
 	if s.fd >= 0 {
 		unix.Close(s.fd)
@@ -370,7 +403,7 @@ func (s *Segment) CloseFD() error {
 	s.fd = -1
 	if s.data != nil {
 		s.cleanup.Stop()
-		s.cleanup = runtime.AddCleanup(s, release, mapping{data: s.data, fd: -1})
+		s.cleanup = runtime.AddCleanup(s, release, mapping{data: s.data, ro: s.ro, fd: -1})
 	}
 	if err != nil {
 		return os.NewSyscallError("close", err)
@@ -410,8 +443,8 @@ func (s *Segment) unlink() error {
 
 // mapping is what the garbage collector releases for a lost Segment.
 type mapping struct {
-	data []byte
-	fd   int
+	data, ro []byte
+	fd       int
 }
 
 // release is the safety net for a Segment dropped without Close. It unmaps
@@ -420,6 +453,9 @@ type mapping struct {
 // leftover names are for Sweep.
 func release(m mapping) {
 	unix.Munmap(m.data)
+	if m.ro != nil {
+		unix.Munmap(m.ro)
+	}
 	if m.fd >= 0 {
 		unix.Close(m.fd)
 	}

@@ -20,6 +20,9 @@ func FromFD(fd int, size int64) (*Segment, error) { return nil, notSupported() }
 // OpenPeer is not supported on this system.
 func OpenPeer(pid, fd int, size int64) (*Segment, error) { return nil, notSupported() }
 
+// ReadOnly is not supported on this platform.
+func (s *Segment) ReadOnly() ([]byte, error) { return nil, notSupported() }
+
 // FileID is not supported on this platform.
 func (s *Segment) FileID() (dev, ino uint64, err error) { return 0, 0, notSupported() }
 

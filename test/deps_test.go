@@ -90,8 +90,15 @@ func TestImportGraph(t *testing.T) {
 		{pkg: "internal/launch", banned: []string{"runtime", "internal/transport", "rma", "patterns"}},
 		{pkg: "cmd/gorun", banned: []string{"runtime", "internal/transport", "rma", "patterns"}},
 		{pkg: "runtime", banned: []string{"rma", "patterns", "cmd"}},
-		{pkg: "rma", banned: []string{"internal/transport", "patterns", "cmd"}},
-		{pkg: "patterns", banned: []string{"internal/transport", "cmd"}},
+		{pkg: "rma", banned: []string{"patterns", "cmd"}},
+		{pkg: "patterns", banned: []string{"cmd"}},
+	}
+	// Packages above the runtime reach transports only through it: they
+	// may not import one themselves (tests included).
+	directBans := []struct{ pkg, banned string }{
+		{"rma", "internal/transport"},
+		{"patterns", "internal/transport"},
+		{"patterns", "internal/am"},
 	}
 	checked := 0
 	for pkg, ds := range deps {
@@ -114,6 +121,19 @@ func TestImportGraph(t *testing.T) {
 					if under(d, b) {
 						t.Errorf("%s depends on %s, which the layering forbids", pkg, d)
 					}
+				}
+			}
+		}
+	}
+	for pkg, ims := range direct {
+		for _, r := range directBans {
+			if !under(pkg, r.pkg) {
+				continue
+			}
+			checked++
+			for _, d := range ims {
+				if under(d, r.banned) {
+					t.Errorf("%s imports %s; only the runtime may", pkg, d)
 				}
 			}
 		}

@@ -70,8 +70,12 @@ type Port interface {
 	Err() error
 	Failed() <-chan struct{}
 
+	// Abort fails the whole job with cause, as runtime's Comm.Abort does.
+	Abort(cause error)
+
 	// Close stops the delivery of the service's frames: later ones are
-	// dropped. It is idempotent.
+	// dropped (a service closes after the messages it waits for, so what
+	// comes later is what nobody waits for). It is idempotent.
 	Close() error
 }
 

@@ -44,7 +44,7 @@ func (b Bell) Ring() {
 
 // Sleep sleeps until b rings or timeout passes, unless ready already
 // reports true once this process counts as a sleeper. It may return early
-// for no reason; callers loop.
+// for no reason; callers loop, calling ready again.
 func (b Bell) Sleep(ready func() bool, timeout time.Duration) {
 	atomic.AddUint64(b.sleepers, 1) // seq-cst: before the loads in ready
 	v := atomic.LoadUint32(b.word)
@@ -56,6 +56,9 @@ func (b Bell) Sleep(ready func() bool, timeout time.Duration) {
 
 // Await waits until ready reports true: it polls for poll (yielding the
 // processor now and then), then sleeps on b in slices of at most slice.
+// ready may be called again after it first reports true, so it must keep
+// reporting true (a ready that takes something, like a lock, remembers
+// that it did).
 // Every 64 polls, and after every slice, it calls every with the time
 // waited so far; an error from every ends the wait with that error (a
 // failed job, a watchdog).

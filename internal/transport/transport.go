@@ -39,6 +39,16 @@ type Endpoint interface {
 	Close() error
 }
 
+// A TrySender is an Endpoint that can send a frame only if that does not
+// block: from a receive goroutine (a handler's reply) a blocking send could
+// wait for a peer that waits for this goroutine.
+type TrySender interface {
+	// TrySend sends h and payload as Send does if it can without waiting
+	// (for the write lock, or for room in the channel), and reports
+	// whether it did. false with a nil error means nothing was sent.
+	TrySend(h wire.Header, payload []byte) (bool, error)
+}
+
 // Body is the payload of one received frame. It is valid only during the
 // Handler.HandleFrame call it is passed to; whatever the handler does not
 // read is discarded by the transport after the call returns.

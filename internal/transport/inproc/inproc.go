@@ -78,6 +78,14 @@ func (l *Link) Send(h wire.Header, payload []byte) error {
 	return nil
 }
 
+// TrySend implements transport.TrySender: a Send never waits here.
+func (l *Link) TrySend(h wire.Header, payload []byte) (bool, error) {
+	if err := l.Send(h, payload); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // Close implements transport.Endpoint: frames already sent are delivered,
 // then the delivery goroutine ends. Close waits for it.
 func (l *Link) Close() error {

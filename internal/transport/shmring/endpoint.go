@@ -149,6 +149,48 @@ func (e *endpoint) Send(h wire.Header, payload []byte) error {
 	return nil
 }
 
+// TrySend implements transport.TrySender: Send if the write lock is free
+// and the fast box or the ring has room for the whole frame.
+func (e *endpoint) TrySend(h wire.Header, payload []byte) (bool, error) {
+	if len(payload) > wire.MaxPayload {
+		return false, fmt.Errorf("shmring: rank %d -> rank %d: send: payload of %d bytes exceeds %d",
+			e.self, e.peer, len(payload), wire.MaxPayload)
+	}
+	h.Len = uint32(len(payload))
+	if !e.wmu.TryLock() {
+		return false, nil
+	}
+	defer e.wmu.Unlock()
+	if err := e.sendStateLocked(); err != nil {
+		return false, err
+	}
+	if len(payload) <= fastMax && e.putFastLocked(e.nextFrame, h, payload) {
+		e.nextFrame++
+		return true, nil
+	}
+	r := e.out
+	need := uint64(len(e.hdr) + len(payload))
+	if r.size-(e.ptail-e.phead) < need {
+		// acquire: as in putLocked.
+		e.phead = atomic.LoadUint64(r.head)
+		if r.size-(e.ptail-e.phead) < need {
+			return false, nil
+		}
+	}
+	binary.LittleEndian.PutUint64(e.hdr[:ringPrefix], e.nextFrame)
+	h.Encode(e.hdr[ringPrefix:])
+	// Room for all of it: putLocked will not wait.
+	if err := e.putLocked(e.hdr[:], time.Time{}); err != nil {
+		return false, err
+	}
+	if err := e.putLocked(payload, time.Time{}); err != nil {
+		return false, err
+	}
+	e.nextFrame++
+	e.publishLocked()
+	return true, nil
+}
+
 // sendStateLocked says why nothing may be sent, or nil.
 func (e *endpoint) sendStateLocked() error {
 	switch {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorun-hpc/gorun/internal/transport"
 	"github.com/gorun-hpc/gorun/internal/wire"
+	"golang.org/x/sys/unix"
 )
 
 // ErrPeerClosed is returned (wrapped) by Send after the peer said goodbye:
@@ -101,6 +102,65 @@ func (e *endpoint) Send(h wire.Header, payload []byte) error {
 		return fmt.Errorf("tcp: rank %d -> rank %d: send: %w: %w", e.self, e.peer, transport.ErrPeerLost, err)
 	}
 	return nil
+}
+
+// TrySend implements transport.TrySender: Send if the write lock is free
+// and the socket takes the start of the frame at once; a frame the kernel
+// takes only in part is finished with a blocking write (that needs little
+// room: the socket just took bytes).
+func (e *endpoint) TrySend(h wire.Header, payload []byte) (bool, error) {
+	if len(payload) > wire.MaxPayload {
+		return false, fmt.Errorf("tcp: rank %d -> rank %d: send: payload of %d bytes exceeds %d",
+			e.self, e.peer, len(payload), wire.MaxPayload)
+	}
+	h.Len = uint32(len(payload))
+	if !e.wmu.TryLock() {
+		return false, nil
+	}
+	defer e.wmu.Unlock()
+	if err := e.sendStateLocked(); err != nil {
+		return false, err
+	}
+	rc, err := e.conn.SyscallConn()
+	if err != nil {
+		return false, err
+	}
+	h.Encode(e.hdr[:])
+	iov := [][]byte{e.hdr[:], payload}
+	var n int
+	var werr error
+	if err := rc.Write(func(fd uintptr) bool {
+		n, werr = unix.Writev(int(fd), iov)
+		return true // one attempt: never wait here
+	}); err != nil {
+		werr = err
+	}
+	switch {
+	case werr == unix.EAGAIN && n <= 0:
+		return false, nil
+	case werr != nil && n <= 0:
+		if serr := e.sendStateLocked(); serr != nil {
+			return false, serr
+		}
+		return false, fmt.Errorf("tcp: rank %d -> rank %d: send: %w: %w", e.self, e.peer, transport.ErrPeerLost, werr)
+	}
+	// The kernel took n bytes; write the rest, blocking if need be.
+	rest := net.Buffers{}
+	for _, b := range iov {
+		if n >= len(b) {
+			n -= len(b)
+			continue
+		}
+		rest = append(rest, b[n:])
+		n = 0
+	}
+	if len(rest) > 0 {
+		if _, err := rest.WriteTo(e.conn); err != nil {
+			e.wbroken = true
+			return true, fmt.Errorf("tcp: rank %d -> rank %d: send: %w: %w", e.self, e.peer, transport.ErrPeerLost, err)
+		}
+	}
+	return true, nil
 }
 
 // sendStateLocked says why nothing may be sent, or nil.

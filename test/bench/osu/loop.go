@@ -73,3 +73,18 @@ func (b *Bench) MeanOverRanks(v float64) float64 {
 	b.Check(runtime.Reduce(b.Comm, in, sum, runtime.Sum, 0))
 	return sum[0] / float64(b.Comm.Size())
 }
+
+// LoopLocal is Loop for a loop only this rank runs (BENCH_LOOP with
+// COLL=0 in bench.h): no broadcast of the count.
+func (b *Bench) LoopLocal(warm int, body func() error) float64 {
+	t := time.Now()
+	for range warm {
+		b.Check(body())
+	}
+	n := PlanIters(time.Since(t).Seconds(), warm)
+	t = time.Now()
+	for range n {
+		b.Check(body())
+	}
+	return time.Since(t).Seconds() / float64(n)
+}
