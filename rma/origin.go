@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/gorun-hpc/gorun/internal/am"
 	"github.com/gorun-hpc/gorun/internal/wire"
@@ -345,33 +344,15 @@ func (w *Win[T]) getAcc(name string, src, result []T, target, disp int, op runti
 // here: that also completes the operation at the target. Errors as
 // Accumulate.
 func (w *Win[T]) FetchAndOp(v T, target, disp int, op runtime.Op) (T, error) {
-	var old T
 	if err := w.kind.checkOp(op); err != nil {
+		var old T
 		return old, w.opErr("FetchAndOp", target, errInvalid("%v", err))
 	}
-	if err := w.begin(target, disp, 1); err != nil {
-		return old, w.opErr("FetchAndOp", target, err)
-	}
-	src, res := bytesOf(&v), bytesOf(&old)
+	n := 1
 	if op == runtime.NoOp {
-		src = nil
+		n = 0
 	}
-	if w.isDirect(target) {
-		w.updateMem(target, disp*w.kind.size, 1, op, src, res, false)
-		return old, nil
-	}
-	p := newPend(res)
-	err := w.send(target, msgGetAcc, op, disp, 1, src, p)
-	if err == nil {
-		err = w.wait(p)
-		w.dropPending(target, p)
-	}
-	return old, w.opErr("FetchAndOp", target, err)
-}
-
-// bytesOf is the memory of one element.
-func bytesOf[T runtime.Elem](v *T) []byte {
-	return unsafe.Slice((*byte)(unsafe.Pointer(v)), unsafe.Sizeof(*v))
+	return w.one("FetchAndOp", msgGetAcc, op, [2]T{v}, n, target, disp)
 }
 
 // CompareAndSwap replaces the element at disp of rank target's window with
@@ -379,23 +360,29 @@ func bytesOf[T runtime.Elem](v *T) []byte {
 // as it was (MPI_Compare_and_swap). It is not collective and blocks until
 // the old value is here. Errors as Put.
 func (w *Win[T]) CompareAndSwap(v, compare T, target, disp int) (T, error) {
-	var old T
+	return w.one("CompareAndSwap", msgCas, 0, [2]T{v, compare}, 2, target, disp)
+}
+
+// one applies a one-element atomic (msgGetAcc with op, or msgCas) with
+// the first n elements of args and returns the element as it was. On the
+// direct path nothing escapes to the heap.
+func (w *Win[T]) one(name string, msg int, op runtime.Op, args [2]T, n int, target, disp int) (T, error) {
+	var old [1]T
 	if err := w.begin(target, disp, 1); err != nil {
-		return old, w.opErr("CompareAndSwap", target, err)
+		return old[0], w.opErr(name, target, err)
 	}
-	pair := [2]T{v, compare}
-	src, res := asBytes(pair[:]), bytesOf(&old)
 	if w.isDirect(target) {
-		w.updateMem(target, disp*w.kind.size, 1, 0, src, res, true)
-		return old, nil
+		w.updateMem(target, disp*w.kind.size, 1, op, asBytes(args[:n]), asBytes(old[:]), msg == msgCas)
+		return old[0], nil
 	}
-	p := newPend(res)
-	err := w.send(target, msgCas, 0, disp, 1, src, p)
+	res := make([]T, 1)
+	p := newPend(asBytes(res))
+	err := w.send(target, msg, op, disp, 1, asBytes(slices.Clone(args[:n])), p)
 	if err == nil {
 		err = w.wait(p)
 		w.dropPending(target, p)
 	}
-	return old, w.opErr("CompareAndSwap", target, err)
+	return res[0], w.opErr(name, target, err)
 }
 
 // dropPending forgets an answer already waited for.
