@@ -41,12 +41,12 @@
 // the call returns.
 //
 // Atomicity and order: the accumulates, get-accumulates, fetch-and-ops and
-// compare-and-swaps of every origin on one element are atomic with respect
+// compare-and-swaps of every origin on one target are atomic with respect
 // to each other, whichever path each took, because both paths apply them
-// with the same atomic instruction per element type (a compare-and-swap
-// loop where no single instruction does; complex128 under a lock word in
-// the window's control memory). One origin's accumulates to one target
-// are applied in the order issued. Puts and Gets are plain copies: one that
+// under the same lock word in the target's control memory (a spinlock held
+// for the length of one operation's loop, so a 64 KiB accumulate runs at
+// memory speed). One origin's accumulates to one target are applied in the
+// order issued. Puts and Gets are plain copies: one that
 // meets another update of the same element within an epoch is a conflict
 // with an undefined result, as in MPI.
 //

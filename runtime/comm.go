@@ -113,6 +113,24 @@ func (c *Comm) WorldRank(r int) int {
 	return c.group[r]
 }
 
+// Node returns the node of rank r of c, or -1 if r is out of range. Nodes
+// are numbered from 0 in the order of their lowest world rank, the same on
+// every rank and for every communicator, so ranks r and q share memory
+// (SplitShared would group them) exactly when Node(r) == Node(q). Under
+// gorun --nodes, emulated nodes count as nodes. Node is local.
+func (c *Comm) Node(r int) int {
+	if c == nil {
+		if r == 0 {
+			return 0
+		}
+		return -1
+	}
+	if r < 0 || r >= c.size {
+		return -1
+	}
+	return c.w.nodeIdx[c.group[r]]
+}
+
 func (c *Comm) usable() error {
 	if c.closed.Load() {
 		return ErrClosed

@@ -98,7 +98,7 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env) (c *Comm, er
 		return nil, fmt.Errorf("exchanging addresses: %w", err)
 	}
 	tcpAddrs, shmAddrs := make([]string, env.Size), make([]string, env.Size)
-	w.nodes = make([]string, env.Size)
+	nodes := make([]string, env.Size)
 	for i, b := range all {
 		var p peerInfo
 		if err = json.Unmarshal(b, &p); err != nil {
@@ -107,7 +107,7 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env) (c *Comm, er
 		if p.Arch != goruntime.GOARCH {
 			return nil, fmt.Errorf("rank %d runs on %s and rank %d on %s; all ranks must share one architecture", i, p.Arch, env.Rank, goruntime.GOARCH)
 		}
-		w.nodes[i] = p.Node
+		nodes[i] = p.Node
 		switch {
 		case i == env.Rank:
 		case p.Node == env.Node && p.Shm != "" && me.Shm != "":
@@ -122,6 +122,7 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env) (c *Comm, er
 			return nil, errInvalid(fmt.Sprintf("no allowed transport reaches rank %d (node %s) from rank %d (node %s); transports allowed: %v", i, p.Node, env.Rank, env.Node, allowed))
 		}
 	}
+	w.setNodes(nodes)
 	if sr != nil {
 		eps, err := sr.Connect(ctx, shmAddrs, w)
 		if err != nil {

@@ -20,6 +20,7 @@ import (
 type world struct {
 	rank, size int
 	nodes      []string // node identity of each world rank
+	nodeIdx    []int    // each world rank's node, numbered in order of first appearance
 	eps        []transport.Endpoint
 	eager      int // eager limit in bytes
 	timeout    time.Duration
@@ -99,7 +100,6 @@ func newWorld(rank, size int, nodes []string, cfg *Config) *world {
 	w := &world{
 		rank:           rank,
 		size:           size,
-		nodes:          nodes,
 		eps:            make([]transport.Endpoint, size),
 		pids:           make([]int, size),
 		cma:            make([]atomic.Bool, size),
@@ -124,8 +124,26 @@ func newWorld(rank, size int, nodes []string, cfg *Config) *world {
 	for i := range w.credit {
 		w.credit[i].Store(w.budget)
 	}
+	if nodes != nil {
+		w.setNodes(nodes)
+	}
 	w.services.Store(&services{})
 	return w
+}
+
+// setNodes records each world rank's node identity and numbers the nodes.
+func (w *world) setNodes(nodes []string) {
+	w.nodes = nodes
+	w.nodeIdx = make([]int, len(nodes))
+	seen := map[string]int{}
+	for r, n := range nodes {
+		i, ok := seen[n]
+		if !ok {
+			i = len(seen)
+			seen[n] = i
+		}
+		w.nodeIdx[r] = i
+	}
 }
 
 // spinWindow is how long after a wait starts the TCP receive goroutines
