@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,7 +26,14 @@ type services = map[uint32]am.Handler
 // port is an am.Port on communicator c.
 type port struct {
 	c      *Comm
+	h      am.Handler
 	closed atomic.Bool
+	// serving is read-held while the handler runs and write-held by
+	// Close, so Close returns only when no handler call is in flight: the
+	// service may free what its handler touches (a window's mapping) as
+	// soon as Close returns.
+	serving sync.RWMutex
+	done    bool // under serving
 }
 
 func openPort(comm any, h am.Handler) (am.Port, error) {
@@ -47,9 +55,20 @@ func openPort(comm any, h am.Handler) (am.Port, error) {
 	for k, v := range *old {
 		next[k] = v
 	}
-	next[c.ctx] = h
+	p := &port{c: c, h: h}
+	next[c.ctx] = p.serve
 	w.services.Store(&next)
-	return &port{c: c}, nil
+	return p, nil
+}
+
+// serve runs the handler unless the port has closed.
+func (p *port) serve(from int, h wire.Header, body am.Body) error {
+	p.serving.RLock()
+	defer p.serving.RUnlock()
+	if p.done {
+		return nil // as a frame after Close: nobody waits for it
+	}
+	return p.h(from, h, body)
 }
 
 func (p *port) Rank() int { return p.c.rank }
@@ -100,7 +119,6 @@ func (p *port) Close() error {
 	}
 	w := p.c.w
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	old := w.services.Load()
 	next := make(services, len(*old))
 	for k, v := range *old {
@@ -110,6 +128,11 @@ func (p *port) Close() error {
 	}
 	w.services.Store(&next)
 	w.closedServices[p.c.ctx] = true
+	w.mu.Unlock()
+	// Wait out a handler call that looked the service up before it went.
+	p.serving.Lock()
+	p.done = true
+	p.serving.Unlock()
 	return nil
 }
 

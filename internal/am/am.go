@@ -75,7 +75,9 @@ type Port interface {
 
 	// Close stops the delivery of the service's frames: later ones are
 	// dropped (a service closes after the messages it waits for, so what
-	// comes later is what nobody waits for). It is idempotent.
+	// comes later is what nobody waits for). It returns when no handler
+	// call is in flight, so the service may free what its handler touches.
+	// It must not be called from the handler. It is idempotent.
 	Close() error
 }
 
