@@ -147,6 +147,13 @@ func hashInts(xs ...int) int64 {
 	return int64(h.Sum64() >> 2)
 }
 
+// hashString is a hash of s for a field, never math.MinInt64.
+func hashString(s string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return int64(h.Sum64() >> 2)
+}
+
 // intField is a field of one integer.
 func intField(name string, v int) field {
 	x := int64(v)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -48,6 +49,9 @@ var built struct {
 
 var launchApps = []string{"echo", "exit3", "panic", "sleep", "collcheck", "rankfail", "shmleak", "collhold"}
 
+// examples are the programs of examples/ that the tests run.
+var examples = []string{"shared", "rwlock"}
+
 // binary returns the path of a built program: "gorun" or one of
 // launchApps.
 func binary(t *testing.T, name string) string {
@@ -63,6 +67,9 @@ func binary(t *testing.T, name string) string {
 		pkgs := []string{"github.com/gorun-hpc/gorun/cmd/gorun"}
 		for _, app := range launchApps {
 			pkgs = append(pkgs, "./apps/"+app)
+		}
+		for _, ex := range examples {
+			pkgs = append(pkgs, "../examples/"+ex)
 		}
 		cmd := exec.Command("go", append([]string{"build", "-o", built.dir + "/"}, pkgs...)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -91,7 +98,7 @@ func startGorun(t *testing.T, stdin string, args ...string) *gorun {
 	t.Helper()
 	path := binary(t, "gorun")
 	for i, a := range args {
-		for _, app := range launchApps {
+		for _, app := range slices.Concat(launchApps, examples) {
 			if a == app {
 				args[i] = binary(t, app)
 			}

@@ -46,7 +46,7 @@ type Snapshot struct {
 
 // Take records the current state.
 func Take() Snapshot {
-	return Snapshot{goroutines: goruntime.NumGoroutine(), sockets: countSockets(), shm: shmEntries()}
+	return Snapshot{goroutines: goruntime.NumGoroutine(), sockets: countSockets(), shm: ShmEntries()}
 }
 
 // Check waits up to a few seconds for the state to return to the
@@ -66,7 +66,7 @@ func (s Snapshot) Check() error {
 		if n := countSockets(); n > s.sockets {
 			problems = append(problems, fmt.Sprintf("%d sockets open (had %d)", n, s.sockets))
 		}
-		for name := range shmEntries() {
+		for name := range ShmEntries() {
 			if !s.shm[name] {
 				problems = append(problems, "/dev/shm/"+name+" left behind")
 			}
@@ -131,8 +131,8 @@ func children() []int {
 	return kids
 }
 
-// shmEntries lists the gorun segments in /dev/shm.
-func shmEntries() map[string]bool {
+// ShmEntries lists the gorun segments in /dev/shm.
+func ShmEntries() map[string]bool {
 	m := map[string]bool{}
 	ents, _ := os.ReadDir("/dev/shm")
 	for _, e := range ents {
