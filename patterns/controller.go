@@ -1,6 +1,7 @@
 package patterns
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/gorun-hpc/gorun/runtime"
@@ -43,6 +44,7 @@ type WindowController struct {
 	readDepth, writeDepth int
 	registered            bool // this rank counts in the master's readers
 	closed                bool
+	stats                 statCounters
 }
 
 // ControllerConfig configures NewWindowController; the zero value is the
@@ -82,44 +84,74 @@ func NewWindowController(comm *runtime.Comm, cfg ControllerConfig) (*WindowContr
 	return &WindowController{comm: comm, master: cfg.Master, trace: cfg.Trace, q: q}, nil
 }
 
-// Master returns the rank that holds the lock's state, Rank this rank.
+// Master returns the rank that holds the lock's state.
 func (c *WindowController) Master() int { return c.master }
-func (c *WindowController) Rank() int   { return c.comm.Rank() }
+
+// Rank returns this rank's rank in the communicator.
+func (c *WindowController) Rank() int { return c.comm.Rank() }
+
+// Closed reports whether Close has been called (mpilock's closed).
+func (c *WindowController) Closed() bool { return c.closed }
 
 // Comm returns the communicator.
 func (c *WindowController) Comm() *runtime.Comm { return c.comm }
 
 // Read runs f under the read lock: other ranks may read at the same time,
 // none writes. It is not collective; it blocks until the lock is held
-// (while a rank writes) and returns f's error.
+// (while a rank writes) and returns f's error as it is, or an error of the
+// lock.
 func (c *WindowController) Read(f func() error) error {
-	var sp Span
-	if c.trace != nil {
-		sp.Start = time.Now()
-	}
+	return c.run("Read", false, f)
+}
+
+// run runs f under the read or write lock: the acquisition (nested or
+// not), the counters and the span, the release even if f panics.
+func (c *WindowController) run(op string, write bool, f func() error) error {
+	sp := Span{Write: write, Start: time.Now()}
 	if c.closed {
-		return opErr("Read", c.comm, errClosed("the controller"))
+		return opErr(op, c.comm, errClosed("the controller"))
 	}
-	outer := c.readDepth == 0 && c.writeDepth == 0
+	var outer bool
+	if write {
+		outer = c.writeDepth == 0
+		sp.Promoted = outer && c.registered
+	} else {
+		outer = c.readDepth == 0 && c.writeDepth == 0
+	}
 	sp.Nested = !outer
 	if outer && c.q != nil {
-		if err := c.register(); err != nil {
-			return opErr("Read", c.comm, err)
+		var err error
+		if write {
+			err = c.lockWrite(sp.Promoted)
+		} else {
+			err = c.register()
+		}
+		if err != nil {
+			return opErr(op, c.comm, err)
 		}
 	}
-	c.readDepth++
-	if c.trace != nil {
-		sp.Acquired = time.Now()
+	if write {
+		c.writeDepth++
+	} else {
+		c.readDepth++
 	}
+	sp.Acquired = time.Now()
+	c.stats.count(sp)
 	released := false
+	end := func() error {
+		released = true
+		if write {
+			return c.endWrite(outer, sp.Promoted)
+		}
+		return c.endRead(outer)
+	}
 	defer func() {
 		if !released { // f panicked
-			c.endRead(outer)
+			end()
 		}
 	}()
 	ferr := f()
-	released = true
-	err := c.endRead(outer)
+	err := end()
 	if c.trace != nil {
 		sp.Released = time.Now()
 		c.trace(sp)
@@ -127,7 +159,7 @@ func (c *WindowController) Read(f func() error) error {
 	if ferr != nil {
 		return ferr
 	}
-	return opErr("Read", c.comm, err)
+	return opErr(op, c.comm, err)
 }
 
 // endRead leaves a Read; the outermost drops the registration.
@@ -150,7 +182,7 @@ func (c *WindowController) register() error {
 	if err != nil {
 		return err
 	}
-	if v&writerIn == 0 {
+	if v < writerIn { // no writer in (one that is leaving may add a second mark)
 		c.registered = true
 		return nil
 	}
@@ -178,50 +210,14 @@ func (c *WindowController) addReaders(d int64) (int64, error) {
 }
 
 // Write runs f under the write lock: no other rank reads or writes. It is
-// not collective; it blocks until the lock is held and returns f's error.
+// not collective; it blocks until the lock is held and returns f's error
+// as it is, or an error of the lock.
 func (c *WindowController) Write(f func() error) error {
-	return c.write("Write", f)
+	return c.run("Write", true, f)
 }
 
 func (c *WindowController) write(op string, f func() error) error {
-	var sp Span
-	sp.Write = true
-	if c.trace != nil {
-		sp.Start = time.Now()
-	}
-	if c.closed {
-		return opErr(op, c.comm, errClosed("the controller"))
-	}
-	outer := c.writeDepth == 0
-	sp.Nested = !outer
-	promoted := outer && c.registered
-	sp.Promoted = promoted
-	if outer && c.q != nil {
-		if err := c.lockWrite(promoted); err != nil {
-			return opErr(op, c.comm, err)
-		}
-	}
-	c.writeDepth++
-	if c.trace != nil {
-		sp.Acquired = time.Now()
-	}
-	released := false
-	defer func() {
-		if !released {
-			c.endWrite(outer, promoted)
-		}
-	}()
-	ferr := f()
-	released = true
-	err := c.endWrite(outer, promoted)
-	if c.trace != nil {
-		sp.Released = time.Now()
-		c.trace(sp)
-	}
-	if ferr != nil {
-		return ferr
-	}
-	return opErr(op, c.comm, err)
+	return c.run(op, true, f)
 }
 
 // lockWrite passes the gate, marks the word, and waits until the readers
@@ -237,6 +233,9 @@ func (c *WindowController) lockWrite(promoted bool) error {
 	if err := c.q.acquire(); err != nil {
 		return err
 	}
+	// Wait until only this writer's mark is left: the readers have gone,
+	// and so has the mark of a writer that released the gate before its
+	// mark (see endWrite).
 	v, err := c.addReaders(writerIn)
 	for wait := time.Duration(0); err == nil && v != 0; wait = backoff(wait) {
 		v, err = c.q.win.FetchAndOp(0, c.master, ctlReaders, runtime.NoOp)
@@ -252,8 +251,11 @@ func (c *WindowController) endWrite(outer, promoted bool) error {
 	if !outer || c.q == nil || c.closed {
 		return nil
 	}
-	_, err := c.addReaders(-writerIn)
-	if e := c.q.release(); err == nil {
+	// The gate first, then the mark: a reader that comes in between still
+	// sees a mark and queues behind whoever waits at the gate (a writer,
+	// FIFO), instead of overtaking it.
+	err := c.q.release()
+	if _, e := c.addReaders(-writerIn); err == nil {
 		err = e
 	}
 	if promoted && err == nil {
@@ -272,8 +274,8 @@ func (c *WindowController) Close() error {
 	var err error
 	if c.q != nil {
 		if c.writeDepth > 0 {
-			_, err = c.addReaders(-writerIn)
-			if e := c.q.release(); err == nil {
+			err = c.q.release()
+			if _, e := c.addReaders(-writerIn); err == nil {
 				err = e
 			}
 		}
@@ -288,4 +290,64 @@ func (c *WindowController) Close() error {
 		err = e
 	}
 	return opErr("Close", c.comm, err)
+}
+
+// ControllerStats counts a controller's acquisitions on this rank and the
+// time they waited for the lock (mpilock's mpilock.read.wait and
+// mpilock.write.wait spans, summed).
+type ControllerStats struct {
+	Reads, Writes int64 // outermost acquisitions (a SingleWrite's writer counts as a write)
+	Nested        int64 // acquisitions inside another of this rank
+	Promotions    int64 // writes inside a read
+	ReadWait      time.Duration
+	WriteWait     time.Duration
+	MaxReadWait   time.Duration
+	MaxWriteWait  time.Duration
+}
+
+// statCounters are ControllerStats kept with atomics, so Stats may be
+// called from any goroutine while the owner takes locks. Each field is
+// written by the owner only; atomic loads and stores (relaxed ordering
+// suffices: the fields are independent counters) keep the readers' view
+// torn-free.
+type statCounters struct {
+	reads, writes, nested, promotions atomic.Int64
+	readWait, writeWait               atomic.Int64 // ns
+	maxReadWait, maxWriteWait         atomic.Int64 // ns
+}
+
+func (s *statCounters) count(sp Span) {
+	if sp.Nested {
+		s.nested.Add(1)
+		return
+	}
+	w := int64(sp.Acquired.Sub(sp.Start))
+	if sp.Write {
+		s.writes.Add(1)
+		s.writeWait.Add(w)
+		if w > s.maxWriteWait.Load() {
+			s.maxWriteWait.Store(w)
+		}
+		if sp.Promoted {
+			s.promotions.Add(1)
+		}
+		return
+	}
+	s.reads.Add(1)
+	s.readWait.Add(w)
+	if w > s.maxReadWait.Load() {
+		s.maxReadWait.Store(w)
+	}
+}
+
+// Stats returns the controller's counters on this rank. It may be called
+// from any goroutine, also after Close.
+func (c *WindowController) Stats() ControllerStats {
+	s := &c.stats
+	return ControllerStats{
+		Reads: s.reads.Load(), Writes: s.writes.Load(),
+		Nested: s.nested.Load(), Promotions: s.promotions.Load(),
+		ReadWait: time.Duration(s.readWait.Load()), WriteWait: time.Duration(s.writeWait.Load()),
+		MaxReadWait: time.Duration(s.maxReadWait.Load()), MaxWriteWait: time.Duration(s.maxWriteWait.Load()),
+	}
 }

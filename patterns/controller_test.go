@@ -124,6 +124,7 @@ func TestControllerNesting(t *testing.T) {
 		t.Run(p.name, func(t *testing.T) {
 			var g guard
 			var spans sync.Map // rank -> []patterns.Span
+			var stats0 atomic.Value
 			cfg := ranktest.Config{Runtime: p.cfg}
 			cfg.Run(t, 3, func(t testing.TB, c *runtime.Comm) {
 				var mine []patterns.Span
@@ -171,6 +172,9 @@ func TestControllerNesting(t *testing.T) {
 					}
 				}
 				spans.Store(c.Rank(), mine)
+				if c.Rank() == 0 {
+					stats0.Store(wc.Stats())
+				}
 			})
 			if err := g.err(); err != nil {
 				t.Fatal(err)
@@ -195,6 +199,9 @@ func TestControllerNesting(t *testing.T) {
 				if s.Acquired.Before(s.Start) || s.Released.Before(s.Acquired) {
 					t.Errorf("span times out of order: %+v", s)
 				}
+			}
+			if st := stats0.Load().(patterns.ControllerStats); st.Reads+st.Writes+st.Nested != int64(len(ss)) || st.Nested != int64(nested) || st.Promotions != int64(promoted) {
+				t.Errorf("Stats %+v do not count the %d spans (%d nested, %d promoted)", st, len(ss), nested, promoted)
 			}
 			if len(ss) != 5*11 || nested != 5*5 || promoted != 5 {
 				t.Fatalf("spans %d (want 55), nested %d (want 25), promoted %d (want 5)", len(ss), nested, promoted)
@@ -290,19 +297,43 @@ func TestSingleWrite(t *testing.T) {
 				if !errors.Is(err, runtime.ErrInvalid) || !strings.Contains(err.Error(), "the file is gone") {
 					t.Fatalf("rank %d: SingleWrite returned %v", c.Rank(), err)
 				}
-				// A panic: the writer panics on, the others get an error.
-				func() {
-					defer func() {
-						p := recover()
-						if (p != nil) != (c.Rank() == 2) {
-							t.Errorf("rank %d: recovered %v", c.Rank(), p)
-						}
-					}()
-					_, err = patterns.SingleWrite(wc, 2, func() (int, error) { panic("out of paper") })
-					if err == nil || !strings.Contains(err.Error(), "rank 2 panicked") {
-						t.Errorf("rank %d: after a panic SingleWrite returned %v", c.Rank(), err)
-					}
-				}()
+				// A panic: an error naming the writer on every rank.
+				_, err = patterns.SingleWrite(wc, 2, func() (int, error) { panic("out of paper") })
+				if err == nil || !strings.Contains(err.Error(), "rank 2 panicked in SingleWrite: out of paper") {
+					t.Errorf("rank %d: after a panic SingleWrite returned %v", c.Rank(), err)
+				}
+				// What gob drops, it drops on the writer too: every rank
+				// returns the same value.
+				type hidden struct {
+					A string
+					b int
+				}
+				h, err := patterns.SingleWrite(wc, 0, func() (hidden, error) { return hidden{"x", 7}, nil })
+				if err != nil || h != (hidden{A: "x"}) {
+					t.Errorf("rank %d: SingleWrite gave %+v, %v; want {A:x b:0} everywhere", c.Rank(), h, err)
+				}
+				// Inside a Read on a rank that is not the writer: the same
+				// error everywhere, no hang.
+				err = wc.Read(func() error {
+					_, err := patterns.SingleWrite(wc, 0, func() (int, error) { return 1, nil })
+					return err
+				})
+				if !errors.Is(err, runtime.ErrInvalid) || !strings.Contains(err.Error(), "inside Read or Write on rank 1") {
+					t.Errorf("rank %d: SingleWrite inside Read returned %v", c.Rank(), err)
+				}
+				// The writer alone nested: fine.
+				err = nil
+				if c.Rank() == 3 {
+					err = wc.Read(func() error {
+						_, err := patterns.SingleWrite(wc, 3, func() (int, error) { return 1, nil })
+						return err
+					})
+				} else {
+					_, err = patterns.SingleWrite(wc, 3, func() (int, error) { return 1, nil })
+				}
+				if err != nil {
+					t.Errorf("rank %d: SingleWrite with the writer in a Read returned %v", c.Rank(), err)
+				}
 				// The lock was released: a write still works.
 				if err := wc.Write(func() error { return nil }); err != nil {
 					t.Fatal(err)

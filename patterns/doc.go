@@ -33,8 +33,10 @@
 // their state in windows that the runtime serves on the owner's receive
 // path (or by direct loads and stores on its node), so nothing waits for
 // the root or master to call the library and no progress thread is needed.
-// Each object has its own communicator (a Dup), so its messages never meet
-// another's.
+// The point-to-point messages of an object (a lock's hand-over, a
+// multi-node Set's block, a batch's answer) travel on a Dup of its own, so
+// they never meet the application's or another object's; its collective
+// calls are made on the communicator it was given, like any collective.
 //
 // # Batches
 //
@@ -52,9 +54,11 @@
 // are agreed before anything is changed: a bad argument on one rank, or
 // arguments that must be alike and differ, is the same ErrInvalid on every
 // rank, naming the rank and the argument, and the object stays usable.
-// Every error is an *OpError naming the call, the communicator and the
-// rank, and matches runtime.ErrInvalid, runtime.ErrClosed or
-// runtime.ErrAborted with errors.Is where one applies.
+// The errors of the package's calls are *OpError values naming the call,
+// the communicator and the rank, and match runtime.ErrInvalid,
+// runtime.ErrClosed or runtime.ErrAborted with errors.Is where one
+// applies; the error of a function run under a lock (Read, Write,
+// SingleWrite's writer) is returned as it is.
 //
 // A nil communicator (or one of one rank) is a program without gorun: every
 // object works on this rank alone, as pshmem does with comm=None.

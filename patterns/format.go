@@ -30,7 +30,9 @@ func (s *Shared[T]) String() string {
 	}
 	fmt.Fprintf(&b, "<Shared\n  replicated on %d nodes, each with %d processes (%d total)\n", s.nodes, s.nodeProcs, procs)
 	fmt.Fprintf(&b, "  shape = %s, dtype = %s\n", tuple(s.shape), elemName[T]())
-	d := s.Data()
+	s.mu.RLock() // against a Close on another goroutine unmapping it
+	defer s.mu.RUnlock()
+	d := s.ro
 	switch {
 	case d == nil:
 		b.WriteString(" No Data\n")

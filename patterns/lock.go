@@ -42,7 +42,10 @@ func NewLock(comm *runtime.Comm, root int) (*Lock, error) {
 	return l, nil
 }
 
-// Lock waits until this rank holds the lock.
+// Lock waits until this rank holds the lock. It is not collective and
+// blocks while other ranks hold or wait for the lock (they get it first).
+// Errors: ErrInvalid if this rank holds it already; ErrClosed; ErrAborted
+// when the job fails, for instance when the rank ahead in the queue dies.
 func (l *Lock) Lock() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -61,7 +64,10 @@ func (l *Lock) Lock() error {
 	return nil
 }
 
-// Unlock releases the lock to the rank that asked for it next, if any.
+// Unlock releases the lock to the rank that asked for it next, if any. It
+// is not collective; it may wait briefly for a rank that is joining the
+// queue at that moment. Errors: ErrInvalid if this rank does not hold the
+// lock; ErrClosed; ErrAborted.
 func (l *Lock) Unlock() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -134,7 +134,8 @@ func (q *queue) release() error {
 }
 
 // backoff waits a little and returns how long to wait the next time: a
-// yield for the first few microseconds, then sleeps growing to 200 µs.
+// yield for the first few microseconds, then sleeps doubling up to one
+// of 320 µs.
 func backoff(wait time.Duration) time.Duration {
 	switch {
 	case wait < 5*time.Microsecond:

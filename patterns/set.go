@@ -3,6 +3,8 @@ package patterns
 import (
 	"fmt"
 	"math"
+	"slices"
+	"unsafe"
 
 	"github.com/gorun-hpc/gorun/runtime"
 )
@@ -68,6 +70,9 @@ func (s *Shared[T]) set(data []T, dataShape, offset []int, fromRank int, assign 
 	sending := me == fromRank
 	if assign {
 		sending = data != nil
+	}
+	if sending && (within(data, s.ro) || within(data, s.rw)) {
+		data = slices.Clone(data) // a block of the array itself
 	}
 	var bad error
 	if sending && !s.closed {
@@ -174,6 +179,18 @@ func (s *Shared[T]) spread(data []T, shape, offset []int, sender, senderNode, se
 		s.write(buf, shape, offset)
 	}
 	return nil
+}
+
+// within reports whether a and b share memory: a block taken from Data
+// is the node copy itself, seen through another mapping, which copy
+// cannot tell.
+func within[T any](a, b []T) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	pa, pb := uintptr(unsafe.Pointer(unsafe.SliceData(a))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	size := unsafe.Sizeof(a[0])
+	return pa < pb+uintptr(len(b))*size && pb < pa+uintptr(len(a))*size
 }
 
 // write copies the block blk of shape bshape into the node copy at offset.

@@ -2,6 +2,7 @@ package patterns
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"sync"
 	"unsafe"
@@ -26,8 +27,9 @@ import (
 // (it waits for a Set or Assign in progress on another goroutine): after
 // it Data returns nil, and Set and Assign return ErrClosed on every rank,
 // since a rank that has closed still takes part in their agreement.
-// Slices obtained from Data must not be used after Close, nor once the
-// Shared is unreachable: they do not keep the mapping alive.
+// At, Block and String hold off a concurrent Close; slices obtained from
+// Data must not be used after Close, nor once the Shared is unreachable:
+// they do not keep the mapping alive.
 type Shared[T runtime.Elem] struct {
 	comm    *runtime.Comm
 	node    *runtime.Comm // the ranks of this node (comm itself on one node)
@@ -58,8 +60,10 @@ type SharedConfig struct {
 	// never meet the array's.
 	Node *runtime.Comm
 	// NodeRank is the communicator of the ranks with this rank's rank in
-	// Node, one on every node, ordered by node (pshmem's comm_node_rank).
-	// Nil: made with Split. Its size must be the number of nodes.
+	// Node, one on every node, ordered by node (pshmem's comm_node_rank:
+	// comm.Split(node rank, node index)). Nil: made with Split. Its size
+	// must be the number of nodes, and the ranks of one node must have
+	// the same rank in theirs. The array keeps a Dup of it.
 	NodeRank *runtime.Comm
 }
 
@@ -70,13 +74,20 @@ type SharedConfig struct {
 // NewShared is collective over comm and blocking; every rank passes the
 // same shape and element type. comm may be nil: the array is then this
 // rank's alone. Errors, the same on every rank: ErrInvalid for a negative
-// dimension on any rank or shapes that differ between ranks; an error of
-// the operating system (no memory); ErrAborted.
+// dimension on any rank, a shape of more bytes than an int counts, or
+// shapes or element types that differ between ranks; an error of the
+// operating system (no memory); ErrAborted.
 func NewShared[T runtime.Elem](comm *runtime.Comm, shape ...int) (*Shared[T], error) {
 	return NewSharedWith[T](comm, SharedConfig{}, shape...)
 }
 
-// NewSharedWith is NewShared with caller-supplied node communicators.
+// NewSharedWith is NewShared with caller-supplied node communicators
+// (pshmem's comm_node and comm_node_rank). Errors as NewShared, and
+// ErrInvalid, the same on every rank, when the ranks do not all pass them
+// or not all omit them, when one holds a rank that is not in comm or is not
+// this rank's, when Node's size does not divide comm's or NodeRank's is not
+// the number of nodes, or when the NodeRank communicators number the nodes
+// differently on ranks of one node.
 func NewSharedWith[T runtime.Elem](comm *runtime.Comm, cfg SharedConfig, shape ...int) (*Shared[T], error) {
 	s, err := newShared[T](comm, cfg, shape)
 	return s, opErr("NewShared", comm, err)
@@ -86,9 +97,15 @@ func newShared[T runtime.Elem](comm *runtime.Comm, cfg SharedConfig, shape []int
 	s := &Shared[T]{comm: comm, shape: append([]int(nil), shape...)}
 	var local error
 	s.n = 1
+	size := int(unsafe.Sizeof(*new(T)))
 	for i, d := range shape {
 		if d < 0 {
 			local = errInvalid("dimension %d of shape %v is negative", i, shape)
+			s.n = 0
+			break
+		}
+		if d != 0 && s.n > math.MaxInt/size/d {
+			local = errInvalid("shape %v has more bytes than memory can hold", shape)
 			s.n = 0
 			break
 		}
@@ -102,11 +119,16 @@ func newShared[T runtime.Elem](comm *runtime.Comm, cfg SharedConfig, shape []int
 	if local == nil {
 		local = s.plan(cfg)
 	}
-	kind, size := elemName[T](), int(unsafe.Sizeof(*new(T)))
+	if local == nil {
+		local = members(comm, cfg)
+	}
+	kind := elemName[T]()
 	err := check(comm, local,
 		field{"the shape", hashInts(shape...), fmt.Sprint(shape)},
 		field{"the element type", hashInts(size) ^ hashString(kind), kind},
 		intField("the number of nodes", s.nodes),
+		intField("whether SharedConfig.Node is given (1) or not (0)", b2i(cfg.Node != nil)),
+		intField("whether SharedConfig.NodeRank is given (1) or not (0)", b2i(cfg.NodeRank != nil)),
 	)
 	if err == nil {
 		err = s.connect(cfg)
@@ -119,6 +141,43 @@ func newShared[T runtime.Elem](comm *runtime.Comm, cfg SharedConfig, shape []int
 		return nil, err
 	}
 	return s, nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// members checks that the communicators of cfg hold this rank and only
+// ranks of comm.
+func members(comm *runtime.Comm, cfg SharedConfig) error {
+	if comm == nil {
+		return nil
+	}
+	in := make(map[int]bool, comm.Size())
+	for r := range comm.Size() {
+		in[comm.WorldRank(r)] = true
+	}
+	me := comm.WorldRank(comm.Rank())
+	for _, x := range []struct {
+		name string
+		c    *runtime.Comm
+	}{{"node", cfg.Node}, {"node-rank", cfg.NodeRank}} {
+		if x.c == nil {
+			continue
+		}
+		if x.c.WorldRank(x.c.Rank()) != me {
+			return errInvalid("the %s communicator is not this rank's", x.name)
+		}
+		for i := range x.c.Size() {
+			if !in[x.c.WorldRank(i)] {
+				return errInvalid("rank %d of the %s communicator is not in %s", i, x.name, comm.Name())
+			}
+		}
+	}
+	return nil
 }
 
 // plan finds the nodes from the communicator (or cfg) without a collective:
@@ -194,9 +253,29 @@ func (s *Shared[T]) connect(cfg SharedConfig) error {
 		return nil
 	}
 	if cfg.NodeRank != nil {
-		s.myNode = cfg.NodeRank.Rank()
+		// Every rank of a node must have the node's place.
+		m := int64(cfg.NodeRank.Rank())
+		v := []int64{m, -m}
+		if err := runtime.Allreduce(s.node, v, v, runtime.Max); err != nil {
+			return err
+		}
+		var bad error
+		if v[0] != -v[1] {
+			bad = errInvalid("the node-rank communicators number the nodes differently: the ranks of one node are ranks %d and %d in theirs", -v[1], v[0])
+		}
+		if err := agree(c, bad); err != nil {
+			return err
+		}
+		s.myNode = int(m)
 		if s.node.Rank() == 0 {
-			s.leaders = cfg.NodeRank
+			// Set broadcasts among the leaders: a Dup keeps that out of
+			// the caller's messages.
+			leaders, err := cfg.NodeRank.Dup()
+			if err != nil {
+				return err
+			}
+			s.leaders = leaders
+			s.owned = append(s.owned, leaders)
 		}
 		return nil
 	}
@@ -312,6 +391,11 @@ func (s *Shared[T]) Len() int { return s.n }
 // Comm returns the communicator.
 func (s *Shared[T]) Comm() *runtime.Comm { return s.comm }
 
+// NodeComm returns the communicator of the ranks that share this rank's
+// copy (pshmem's nodecomm): comm itself on one node, else one the array
+// made or was given (or its Dup), valid until Close.
+func (s *Shared[T]) NodeComm() *runtime.Comm { return s.node }
+
 // Nodes returns how many nodes hold a copy, and NodeProcs how many ranks
 // share this node's.
 func (s *Shared[T]) Nodes() int     { return s.nodes }
@@ -331,20 +415,27 @@ func (s *Shared[T]) At(idx ...int) T {
 		}
 		off += x * s.strides[i]
 	}
-	d := s.Data()
-	if d == nil {
+	s.mu.RLock() // against a Close on another goroutine unmapping it
+	defer s.mu.RUnlock()
+	if s.ro == nil {
 		panic("patterns: At on an array without data (closed, or a zero dimension)")
 	}
-	return d[off]
+	return s.ro[off]
 }
 
-// Block returns a copy of the block of the given shape at offset.
+// Block returns a copy of the block of the given shape at offset (nil: the
+// origin).
 // Errors: ErrInvalid for a block outside the array, ErrClosed.
 func (s *Shared[T]) Block(offset, shape []int) ([]T, error) {
+	if offset == nil {
+		offset = make([]int, len(s.shape))
+	}
 	if err := s.checkBlock(offset, shape); err != nil {
 		return nil, opErr("Block", s.comm, err)
 	}
-	d := s.Data()
+	s.mu.RLock() // against a Close on another goroutine unmapping it
+	defer s.mu.RUnlock()
+	d := s.ro
 	if d == nil && s.n > 0 {
 		return nil, opErr("Block", s.comm, errClosed("the array"))
 	}

@@ -3,6 +3,7 @@ package patterns
 import (
 	"bytes"
 	"encoding/gob"
+	"errors"
 	"fmt"
 	"reflect"
 	"sync"
@@ -18,14 +19,18 @@ import (
 // runs nowhere else.
 //
 // SingleWrite is collective over the controller's communicator and
-// blocking. A result of a fixed-size type without pointers travels as its
-// bytes; any other is encoded with encoding/gob, so its type must be one
-// gob can carry. Errors: f's error on the writer, and on the other ranks
-// an error with its words that matches the same runtime sentinel; a panic
-// in f releases the lock, gives the other ranks an error naming the
-// writer, and goes on panicking on the writer; ErrInvalid, the same on
-// every rank, for a rank out of range or different between ranks, or a
-// result gob cannot encode; ErrClosed; ErrAborted.
+// blocking. The writer may call it inside Read or Write; the others may
+// not (they would hold the lock the writer waits for), which is
+// ErrInvalid on every rank. Every rank returns the same value: a result
+// of a fixed-size type without pointers travels as its bytes; any other
+// is encoded with encoding/gob, so its type must be one gob can carry,
+// and what gob drops (unexported fields) is dropped on the writer too.
+// Errors: f's error on the writer, and on the other ranks an error with
+// its words that matches the same runtime sentinel; a panic in f (or in
+// the trace hook) releases the lock and is an error naming the writer and
+// the panic on every rank; ErrInvalid, the same on every rank, for a rank
+// out of range or different between ranks, or a result gob cannot encode;
+// ErrClosed; ErrAborted.
 func SingleWrite[V any](c *WindowController, rank int, f func() (V, error)) (V, error) {
 	v, err := singleWrite(c, rank, f)
 	return v, opErr("SingleWrite", c.comm, err)
@@ -57,6 +62,8 @@ func singleWrite[V any](c *WindowController, rank int, f func() (V, error)) (v V
 		bad = errClosed("the controller")
 	case rank < 0 || rank >= c.comm.Size():
 		bad = errInvalid("rank %d is out of range [0,%d)", rank, c.comm.Size())
+	case c.comm.Rank() != rank && (c.readDepth > 0 || c.writeDepth > 0):
+		bad = errInvalid("SingleWrite inside Read or Write on rank %d, which is not the writer", c.comm.Rank())
 	}
 	if err := check(c.comm, bad, intField("the writing rank", rank)); err != nil {
 		return v, err
@@ -64,42 +71,60 @@ func singleWrite[V any](c *WindowController, rank int, f func() (V, error)) (v V
 	hdr := make([]int64, swWords)
 	var payload []byte
 	if c.comm.Rank() == rank {
-		var perr any
-		werr := c.write("SingleWrite", func() (err error) {
-			defer func() {
-				if p := recover(); p != nil {
-					perr = p
-				}
-			}()
+		var ferr error
+		hdr[swStatus], hdr[swKind], payload, ferr = runWriter(c, f)
+		hdr[swLen] = int64(len(payload))
+		copy(asBytes(hdr[swInline:]), payload)
+		if err := bcastResult(c.comm, rank, hdr, payload); err != nil {
+			return v, err
+		}
+		if ferr != nil {
+			return v, ferr // f's own error, for errors.As on the writer
+		}
+	} else if payload, err = recvResult(c.comm, rank, hdr); err != nil {
+		return v, err
+	}
+	return result[V](hdr, payload)
+}
+
+// runWriter runs f under the write lock and returns the status, error kind
+// and payload of its result, and the error of f or the lock.
+func runWriter[V any](c *WindowController, f func() (V, error)) (status, kind int64, payload []byte, ferr error) {
+	var v V
+	var perr any
+	werr := func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				perr = p
+			}
+		}()
+		return c.write("SingleWrite", func() (err error) {
 			v, err = f()
 			return err
 		})
-		switch {
-		case perr != nil:
-			hdr[swStatus], payload = swPanic, fmt.Appendf(nil, "rank %d panicked in SingleWrite: %v", rank, perr)
-		case werr != nil:
-			hdr[swStatus], hdr[swKind], payload = swErr, kindOf(werr), []byte(werr.Error())
-		default:
-			if payload, err = encode(v); err != nil {
-				hdr[swStatus], payload = swEncode, []byte(err.Error())
-			}
+	}()
+	switch {
+	case perr != nil:
+		return swPanic, 0, fmt.Appendf(nil, "rank %d panicked in SingleWrite: %v", c.comm.Rank(), perr), nil
+	case werr != nil:
+		inner := werr
+		var oe *OpError
+		if errors.As(werr, &oe) {
+			inner = oe.Err // the others add their own
 		}
-		hdr[swLen] = int64(len(payload))
-		copy(asBytes(hdr[swInline:]), payload)
-		err = bcastResult(c.comm, rank, hdr, payload)
-		switch {
-		case perr != nil:
-			panic(perr)
-		case hdr[swStatus] == swErr:
-			return v, werr
-		case hdr[swStatus] == swEncode:
-			return v, errInvalid("%s", payload)
-		}
-		return v, err
+		return swErr, kindOf(werr), []byte(inner.Error()), werr
 	}
-	if payload, err = recvResult(c.comm, rank, hdr); err != nil {
-		return v, err
+	p, err := encode(v)
+	if err != nil {
+		return swEncode, 0, []byte(err.Error()), nil
 	}
+	return swOK, 0, p, nil
+}
+
+// result is what every rank returns for a SingleWrite's header and
+// payload, the writer included.
+func result[V any](hdr []int64, payload []byte) (V, error) {
+	var v V
 	switch hdr[swStatus] {
 	case swOK:
 		return decode[V](payload)
@@ -108,7 +133,7 @@ func singleWrite[V any](c *WindowController, rank int, f func() (V, error)) (v V
 	case swEncode:
 		return v, errInvalid("%s", payload)
 	}
-	return v, fmt.Errorf("%s", payload)
+	return v, errors.New(string(payload))
 }
 
 // bcastResult sends the header, with the payload's start inline, and the

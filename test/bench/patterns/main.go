@@ -10,7 +10,8 @@
 //	shared_set_100          n   µs   Set of 100 elements from rank 0
 //	shared_set_100_last     n   µs   the same from the last rank
 //	shared_assign_100       n   µs   Assign of 100 elements, rank 0 sends
-//	lock_all                0   ops/s Lock+Unlock, all ranks at once (total)
+//	lock_all                0   ops/s Lock+Unlock, all ranks at once (total;
+//	                                  the same count on every rank, over the slowest's time)
 //	lock_root, lock_last    0   ops/s only rank 0 / the last rank loops
 //	lock_construct_close    0   µs
 //	ctl_read_all, ctl_write_all        ops/s  empty Read / Write, all ranks (total)
@@ -24,6 +25,7 @@ package main
 import (
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/gorun-hpc/gorun/patterns"
 	"github.com/gorun-hpc/gorun/runtime"
@@ -105,8 +107,8 @@ func locks(b *osu.Bench) {
 		inside.Add(-1)
 		return l.Unlock()
 	}
-	per := b.Loop(1000, body)
-	b.Emit("lock_all", 0, rate(b, per, c.Size()), "ops/s", rate(b, per, c.Size()))
+	r := allRate(b, body)
+	b.Emit("lock_all", 0, r, "ops/s", r)
 	for _, who := range []struct {
 		name string
 		rank int
@@ -132,10 +134,10 @@ func controller(b *osu.Bench) {
 	nop := func() error { return nil }
 	read := func() error { return wc.Read(nop) }
 	write := func() error { return wc.Write(nop) }
-	per := b.Loop(1000, read)
-	b.Emit("ctl_read_all", 0, rate(b, per, c.Size()), "ops/s", rate(b, per, c.Size()))
-	per = b.Loop(1000, write)
-	b.Emit("ctl_write_all", 0, rate(b, per, c.Size()), "ops/s", rate(b, per, c.Size()))
+	r := allRate(b, read)
+	b.Emit("ctl_read_all", 0, r, "ops/s", r)
+	r = allRate(b, write)
+	b.Emit("ctl_write_all", 0, r, "ops/s", r)
 	for _, k := range []struct {
 		name string
 		rank int
@@ -184,9 +186,29 @@ func controller(b *osu.Bench) {
 	b.Emit("ctl_construct_close", 0, us, "us", us)
 }
 
-// rate is the total operations per second of size ranks that each took
-// per seconds an operation.
-func rate(b *osu.Bench, per float64, size int) float64 { return float64(size) / per }
+// allRate runs f on every rank at once, the same number of times, and
+// returns the total operations per second: every rank's count over the
+// slowest rank's time. The count is planned by the slowest rank's warm-up
+// (a rank that reaches the state by the direct path is much faster than
+// one that crosses TCP).
+func allRate(b *osu.Bench, f func() error) float64 {
+	c := b.Comm
+	b.Check(c.Barrier())
+	t := time.Now()
+	for range 200 {
+		b.Check(f())
+	}
+	n := []int64{osu.PlanIters(time.Since(t).Seconds(), 200)}
+	b.Check(runtime.Allreduce(c, n, n, runtime.Min))
+	b.Check(c.Barrier())
+	t = time.Now()
+	for range n[0] {
+		b.Check(f())
+	}
+	slowest := []float64{time.Since(t).Seconds()}
+	b.Check(runtime.Allreduce(c, slowest, slowest, runtime.Max))
+	return float64(n[0]) * float64(c.Size()) / slowest[0]
+}
 
 // soloRate runs f in a loop on rank only, the others waiting in a
 // Barrier, and returns its rate at rank 0.
