@@ -18,10 +18,15 @@ import (
 // CoordConfig configures a Coordinator. Size and Secret are required; the
 // zero value of every other field is its default.
 type CoordConfig struct {
-	Size   int          // number of ranks in the job, ≥ 1
-	Secret []byte       // job secret every rank proves it holds, ≥ MinSecretLen bytes
-	Listen string       // TCP address to listen on; "" means "127.0.0.1:0"
-	Logger *slog.Logger // nil means discard
+	Size   int    // number of ranks in the job, ≥ 1
+	Secret []byte // job secret every rank proves it holds, ≥ MinSecretLen bytes
+	Listen string // TCP address to listen on; "" means "127.0.0.1:0"
+	// Listener, if set, is where the coordinator accepts ranks instead of
+	// listening on Listen: one the launcher opened on an address its
+	// remote hosts reach, or a relay's (an agent forwarding its host's
+	// ranks). The coordinator closes it.
+	Listener net.Listener
+	Logger   *slog.Logger // nil means discard
 }
 
 func (cfg *CoordConfig) validate() error {
@@ -97,13 +102,16 @@ func NewCoordinator(cfg CoordConfig) (*Coordinator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	addr := cfg.Listen
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("bootstrap: coordinator listen: %w", err)
+	ln := cfg.Listener
+	if ln == nil {
+		addr := cfg.Listen
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		var err error
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return nil, fmt.Errorf("bootstrap: coordinator listen: %w", err)
+		}
 	}
 	log := cfg.Logger
 	if log == nil {

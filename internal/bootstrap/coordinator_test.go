@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gorun-hpc/gorun/internal/auth"
@@ -352,5 +354,65 @@ func TestFailingIsReportedOnce(t *testing.T) {
 	c1.Close()
 	if ev := j.nextEvent(); ev.Rank != 1 || ev.Kind != EventFinalized {
 		t.Fatalf("event %v, want rank 1 finalized (and no second failing)", ev)
+	}
+}
+
+// countingListener is a listener the test hands to the coordinator.
+type countingListener struct {
+	net.Listener
+	accepts atomic.Int32
+	closed  atomic.Bool
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepts.Add(1)
+	}
+	return c, err
+}
+
+func (l *countingListener) Close() error {
+	l.closed.Store(true)
+	return l.Listener.Close()
+}
+
+// A coordinator given a listener accepts the ranks there (a launcher's
+// listener on an address remote hosts reach, or an agent's relay) and
+// closes it.
+func TestCoordinatorListener(t *testing.T) {
+	checkGoroutines(t)
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &countingListener{Listener: inner}
+	secret := make([]byte, 32)
+	c, err := NewCoordinator(CoordConfig{Size: 2, Secret: secret, Listener: ln})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr() != inner.Addr().String() {
+		t.Fatalf("Addr %s, want the listener's %s", c.Addr(), inner.Addr())
+	}
+	j := &job{t: t, coord: c, secret: secret, size: 2, log: &lockedBuffer{}}
+	errs := make([]<-chan error, 2)
+	for rank := range 2 {
+		errs[rank] = async(func() error {
+			cl := j.dial(rank)
+			if _, err := cl.Exchange(context.Background(), []byte{byte(rank)}); err != nil {
+				return err
+			}
+			return cl.Close()
+		})
+	}
+	for _, ch := range errs {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	if ln.accepts.Load() != 2 || !ln.closed.Load() {
+		t.Fatalf("the listener accepted %d connections (want 2), closed %v (want true)", ln.accepts.Load(), ln.closed.Load())
 	}
 }

@@ -35,3 +35,21 @@ func TestJobID(t *testing.T) {
 		t.Error("LauncherPID accepted an id without a pid")
 	}
 }
+
+// A host's ranks carry the job id of their keeper there: the same job,
+// judged by a pid of that host.
+func TestForKeeper(t *testing.T) {
+	id := NewJobID(4242)
+	remote := ForKeeper(id, 77)
+	if pid, ok := LauncherPID(remote); !ok || pid != 77 {
+		t.Fatalf("LauncherPID(%q) = %d, %v, want 77", remote, pid, ok)
+	}
+	_, a, _ := strings.Cut(id, ".")
+	_, b, _ := strings.Cut(remote, ".")
+	if a != b {
+		t.Fatalf("ForKeeper changed the job's random part: %q -> %q", id, remote)
+	}
+	if got := ForKeeper(remote, 4242); got != id {
+		t.Fatalf("ForKeeper back = %q, want %q", got, id)
+	}
+}

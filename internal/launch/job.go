@@ -90,6 +90,10 @@ type Job struct {
 
 	// Logger receives debug and progress records; nil means discard.
 	Logger *slog.Logger
+
+	// starter, if set, starts the ranks instead of the local start (for
+	// tests of the supervisor; agents on other hosts later).
+	starter func(host string, cpus []int) starter
 }
 
 func (j *Job) validate() error {

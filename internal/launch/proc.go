@@ -17,6 +17,7 @@ import (
 type proc struct {
 	rank int
 	cpu  int // the CPU the rank is bound to, or -1
+	host string
 	cmd  *exec.Cmd
 	tail *tail
 

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -71,7 +70,6 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	s := &supervisor{
 		job:    j,
 		log:    log.With("job", jobID),
-		host:   host,
 		out:    newOutput(j.Stdout, j.Stderr),
 		grace:  j.Grace,
 		exited: make(chan int, j.NP),
@@ -87,12 +85,13 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.starter = localStarter{host: host, cpus: cpus}
+	if j.starter != nil {
+		s.starter = j.starter(host, cpus)
+	}
 	for r := range j.NP {
-		cpu := -1
-		if cpus != nil {
-			cpu = cpus[r]
-		}
-		if err := s.spawn(r, cpu, path, envs[r]); err != nil {
+		_, _, localSize := placement(r, j.NP, max(j.Nodes, 1))
+		if err := s.spawn(r, localSize, path, envs[r]); err != nil {
 			s.abandon()
 			return nil, err
 		}
@@ -130,7 +129,6 @@ func (j *Job) rankEnvs(parent []string, jobID, host, coord string, secret []byte
 			names = append(names, name)
 		}
 	}
-	_, userProcs := lookupEnv(base, "GOMAXPROCS")
 	nodes := max(j.Nodes, 1)
 	envs := make([][]string, j.NP)
 	for r := range j.NP {
@@ -144,17 +142,21 @@ func (j *Job) rankEnvs(parent []string, jobID, host, coord string, secret []byte
 			Node: nodeID, Coord: coord, Secret: secret,
 			Bind: lookup(bootstrap.EnvBind), Transports: names,
 		}
-		over := e.Environ()
-		if !userProcs {
-			// Every Go rank would otherwise size itself for the whole
-			// machine. Two is the floor so the progress goroutine can run
-			// beside a computing one.
-			procs := max(2, runtime.NumCPU()/localSize)
-			over = append(over, "GOMAXPROCS="+strconv.Itoa(procs))
-		}
-		envs[r] = mergeEnv(base, over)
+		envs[r] = mergeEnv(base, e.Environ())
 	}
 	return envs
+}
+
+// goMaxProcs is the GOMAXPROCS entry a starter adds for a rank that shares
+// a host of cpus CPUs with localSize ranks, unless the user's environment
+// sets it: every Go rank would otherwise size itself for the whole
+// machine. Two is the floor, so the progress goroutine can run beside a
+// computing one.
+func goMaxProcs(env []string, cpus, localSize int) []string {
+	if _, set := lookupEnv(env, "GOMAXPROCS"); set {
+		return env
+	}
+	return mergeEnv(env, []string{"GOMAXPROCS=" + strconv.Itoa(max(2, cpus/max(localSize, 1)))})
 }
 
 // placement returns rank's node, local rank and local size when np ranks
@@ -198,12 +200,12 @@ func lookupEnv(env []string, key string) (string, bool) {
 
 // supervisor is the state of one Run.
 type supervisor struct {
-	job   *Job
-	log   *slog.Logger
-	host  string
-	out   *output
-	grace time.Duration
-	procs []*proc
+	job     *Job
+	log     *slog.Logger
+	out     *output
+	grace   time.Duration
+	starter starter
+	procs   []rankProc
 
 	exited chan int // ranks reaped, from the spawn goroutines
 	lostC  chan int // ranks whose lost-connection grace expired
@@ -241,45 +243,30 @@ const (
 	failLost                    // dropped its coordinator connection and kept running
 )
 
-func (s *supervisor) spawn(rank, cpu int, path string, env []string) error {
-	cmd := exec.Command(path, s.job.Args...)
-	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	p := &proc{rank: rank, cpu: cpu, cmd: cmd, tail: newTail(tailLines)}
+func (s *supervisor) spawn(rank, localSize int, path string, env []string) error {
 	var in = s.job.Stdin
 	if rank != 0 {
 		in = nil
 	}
-	childEnds, err := p.plumb(in)
+	p, err := s.starter.start(rankSpec{
+		rank: rank, localSize: localSize, path: path, args: s.job.Args, env: env,
+		stdin: in, out: s.out, tag: s.job.TagOutput,
+	}, s.exited)
 	if err != nil {
 		return err
 	}
-	err = p.start(s.exited)
-	for _, f := range childEnds {
-		f.Close()
-	}
-	if err != nil {
-		for _, f := range p.outs {
-			f.Close()
-		}
-		if p.stdin != nil {
-			p.stdin.Close()
-		}
-		return fmt.Errorf("launch: starting rank %d: %w", rank, err)
-	}
-	p.forward(s.out, in, s.job.TagOutput)
 	s.procs = append(s.procs, p)
 	s.alive = append(s.alive, true)
 	s.consequent = append(s.consequent, false)
 	s.nalive++
-	s.log.Debug("launch: rank started", "rank", rank, "pid", p.pid, "cpu", cpu)
+	s.log.Debug("launch: rank started", "rank", rank, "host", p.Host())
 	return nil
 }
 
 // abandon kills the ranks started so far, after a later one failed to start.
 func (s *supervisor) abandon() {
 	for _, p := range s.procs {
-		p.signal(syscall.SIGKILL)
+		p.Signal(syscall.SIGKILL)
 	}
 	for range s.procs {
 		<-s.exited
@@ -307,7 +294,7 @@ func (s *supervisor) supervise(ctx context.Context, events <-chan bootstrap.Even
 		case r := <-s.exited:
 			s.alive[r] = false
 			s.nalive--
-			e := s.procs[r].exit
+			e := s.procs[r].Exit()
 			s.log.Debug("launch: rank ended", "rank", r, "status", e.String())
 			if !s.stopping && e.Failed() {
 				s.suspect(r)
@@ -449,7 +436,7 @@ func (s *supervisor) stop(sig syscall.Signal, spare int) {
 	s.stopping = true
 	for r, p := range s.procs {
 		if r != spare && s.alive[r] {
-			p.signal(sig)
+			p.Signal(sig)
 		}
 	}
 	t := time.NewTimer(s.grace)
@@ -460,7 +447,7 @@ func (s *supervisor) stop(sig syscall.Signal, spare int) {
 func (s *supervisor) killAll(sig syscall.Signal) {
 	for r, p := range s.procs {
 		if s.alive[r] {
-			p.signal(sig)
+			p.Signal(sig)
 		}
 	}
 }
@@ -469,34 +456,24 @@ func (s *supervisor) killAll(sig syscall.Signal) {
 // off after drainTimeout.
 func (s *supervisor) drain() {
 	deadline := time.Now().Add(drainTimeout)
-	done := make(chan struct{})
-	go func() {
-		for _, p := range s.procs {
-			p.outDone.Wait()
-		}
-		close(done)
-	}()
-	if !waitUntil(done, deadline) {
+	outs := make([]<-chan struct{}, len(s.procs))
+	for i, p := range s.procs {
+		outs[i] = p.OutputDone()
+	}
+	if !waitAll(outs, deadline) {
 		s.log.Warn("launch: rank output still open after the job ended; closing it")
 		for _, p := range s.procs {
-			for _, f := range p.outs {
-				f.Close() // unblocks the forwarder's Read
-			}
+			p.CutOutput()
 		}
-		<-done
+		waitAll(outs, time.Now().Add(time.Hour)) // the forwarders return now
 	}
-	for _, p := range s.procs {
-		for _, f := range p.outs {
-			f.Close()
-		}
-		if p.stdin != nil {
-			p.stdin.Close() // a copier blocked in Write returns
-		}
+	ins := make([]<-chan struct{}, len(s.procs))
+	for i, p := range s.procs {
+		p.CutOutput()
+		ins[i] = p.CloseStdin()
 	}
-	for _, p := range s.procs {
-		if p.inDone != nil && !waitUntil(p.inDone, deadline) {
-			s.log.Warn("launch: Job.Stdin did not return from Read; leaving its copier behind")
-		}
+	if !waitAll(ins, deadline) {
+		s.log.Warn("launch: Job.Stdin did not return from Read; leaving its copier behind")
 	}
 }
 
@@ -521,8 +498,8 @@ func waitUntil(ch <-chan struct{}, deadline time.Time) bool {
 func (s *supervisor) finish() {
 	s.drain()
 	for r, p := range s.procs {
-		s.res.Exits[r] = p.exit
-		s.res.Exits[r].LastStderr = p.tail.get()
+		s.res.Exits[r] = p.Exit()
+		s.res.Exits[r].LastStderr = p.StderrTail()
 	}
 	if s.failed >= 0 {
 		s.res.Failed = &s.res.Exits[s.failed]
@@ -534,7 +511,7 @@ func (s *supervisor) finish() {
 func (s *supervisor) report() {
 	e := s.res.Failed
 	var b strings.Builder
-	who := fmt.Sprintf("rank %d (pid %d) on host %s", e.Rank, e.PID, s.host)
+	who := fmt.Sprintf("rank %d (pid %d) on host %s", e.Rank, e.PID, s.procs[e.Rank].Host())
 	switch s.why {
 	case failExit:
 		fmt.Fprintf(&b, "%s %s\n", who, e)

@@ -14,7 +14,10 @@ import (
 // Ranks unlink them as soon as every peer has mapped them, but a rank that
 // dies in between leaves the name behind. So every job's leftovers are
 // swept when the job ends, and a job whose launcher was killed (nobody left
-// to sweep) is swept by the next gorun on this host.
+// to sweep) is swept by the next gorun on this host. The pid in a job id
+// is that of the job's keeper on the host whose /dev/shm holds the names
+// (bootstrap.ForKeeper): the launcher here, an agent on another host; so
+// kill(pid, 0) is always asked on the right host.
 
 // sweep removes what job left under /dev/shm.
 func sweep(log *slog.Logger, job string) {
