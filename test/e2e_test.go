@@ -16,6 +16,7 @@ func TestE2ECollectives(t *testing.T) {
 	}{
 		{1, nil}, {2, nil}, {3, nil}, {4, nil}, {8, nil},
 		{4, []string{"--nodes", "2"}},
+		{5, []string{"--host", "a:2,b:2,c", "--launcher", "local", "--map-by", "node"}},
 		{3, []string{"--nodes", "3"}},
 	} {
 		t.Run(fmt.Sprintf("np%d%s", tc.np, strings.Join(tc.extra, "")), func(t *testing.T) {

@@ -5,9 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 
+	"github.com/gorun-hpc/gorun/internal/hosts"
 	"github.com/gorun-hpc/gorun/internal/launch"
 )
 
@@ -27,6 +29,9 @@ type options struct {
 	job     launch.Job // everything but the I/O and signal fields
 	verbose bool
 }
+
+// parseArgs' output for --display-map; a variable for tests.
+var mapOut io.Writer = os.Stdout
 
 // parseArgs parses gorun's command line (without the program name).
 // lookupEnv serves -x VAR. Errors are *usageError, or flag.ErrHelp after
@@ -69,6 +74,8 @@ func parseArgs(args []string, lookupEnv func(string) (string, bool), stderr io.W
 	fs.DurationVar(&o.job.Grace, "grace", launch.DefaultGrace, "time `D` between SIGTERM/SIGQUIT and SIGKILL")
 	fs.StringVar(&o.job.Transports, "transports", "", "restrict the ranks' transports to `LIST`, e.g. self,tcp (sets GORUN_TRANSPORTS)")
 	fs.BoolVar(&o.verbose, "v", false, "log what gorun does to stderr")
+	var hf hostFlags
+	hf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stderr, "%s\n\nRuns program as N ranks on this host; a directory of Go files is built\nfirst, like go run. Flags take one or two dashes.\n\n", usageLine)
@@ -79,6 +86,25 @@ func parseArgs(args []string, lookupEnv func(string) (string, bool), stderr io.W
 		return nil, usagef("%v", err)
 	}
 	rest := fs.Args()
+	npSet := false
+	fs.Visit(func(f *flag.Flag) { npSet = npSet || f.Name == "np" || f.Name == "n" })
+	if hf.given() {
+		if o.job.Nodes > 0 {
+			return nil, usagef("--nodes and --host/--hostfile: the hosts are the nodes; give one of them")
+		}
+		if npSet && np < 1 {
+			return nil, usagef("-np %d: want at least 1", np)
+		}
+		if len(rest) == 0 {
+			return nil, usagef("no program to run")
+		}
+		var err error
+		if o.job.RankHosts, np, err = hf.place(np, npSet, mapOut); err != nil {
+			return nil, err
+		}
+	} else if hf.launcherSet || hf.displayMap || hf.opt != (hosts.Options{}) {
+		return nil, usagef("--launcher, --ppn, --map-by, --oversubscribe and --display-map need --host or --hostfile")
+	}
 	switch {
 	case len(rest) == 0:
 		return nil, usagef("no program to run")

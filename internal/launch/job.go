@@ -36,6 +36,13 @@ type Job struct {
 	// memory. Zero means 1.
 	Nodes int
 
+	// RankHosts, if set, names the host of every rank (gorun --host,
+	// --hostfile, a Slurm allocation), NP names in rank order. With the
+	// local start (the only one today) every rank runs here and each
+	// named host is an emulated node of that name: its ranks share memory,
+	// the others' do not. It replaces Nodes.
+	RankHosts []string
+
 	// Env holds extra KEY=VALUE entries for every rank, applied over the
 	// environment of the current process. GORUN_* identity variables are
 	// always set by Run and cannot be overridden; GORUN_BIND and
@@ -108,6 +115,15 @@ func (j *Job) validate() error {
 		return fmt.Errorf("launch: Job.Timeout = %v is negative", j.Timeout)
 	case j.Grace < 0:
 		return fmt.Errorf("launch: Job.Grace = %v is negative", j.Grace)
+	case len(j.RankHosts) > 0 && len(j.RankHosts) != j.NP:
+		return fmt.Errorf("launch: Job.RankHosts names %d hosts for %d ranks", len(j.RankHosts), j.NP)
+	case len(j.RankHosts) > 0 && j.Nodes > 1:
+		return errors.New("launch: Job.RankHosts and Job.Nodes are both set")
+	}
+	for r, h := range j.RankHosts {
+		if h == "" || strings.ContainsAny(h, " \t\n") {
+			return fmt.Errorf("launch: Job.RankHosts[%d] = %q is not a host name", r, h)
+		}
 	}
 	for _, kv := range j.Env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {

@@ -38,3 +38,29 @@ func TestRunStarterSeam(t *testing.T) {
 		t.Errorf("the report does not name host1:\n%s", report)
 	}
 }
+
+// Named hosts under the local start: each is an emulated node of that
+// name, with local ranks counted per host in rank order.
+func TestRunRankHosts(t *testing.T) {
+	j, stdout, _ := testJob(t, "echo", 5)
+	j.RankHosts = []string{"a", "b", "a", "b", "c"} // --map-by node over a, b, c
+	res := await(t, run(t.Context(), j))
+	if res.ExitCode() != 0 {
+		t.Fatalf("ExitCode %d", res.ExitCode())
+	}
+	lines := echoLine.FindAllStringSubmatch(stdout.String(), -1)
+	if len(lines) != 5 {
+		t.Fatalf("%d echo lines, want 5:\n%s", len(lines), stdout)
+	}
+	want := map[string]string{"0": "a 0/2", "1": "b 0/2", "2": "a 1/2", "3": "b 1/2", "4": "c 0/1"}
+	for _, m := range lines {
+		if got := m[5] + " " + m[3] + "/" + m[4]; got != want[m[1]] {
+			t.Errorf("rank %s: node and local %q, want %q", m[1], got, want[m[1]])
+		}
+	}
+	j2, _, _ := testJob(t, "echo", 2)
+	j2.RankHosts = []string{"a"}
+	if _, err := j2.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "names 1 hosts for 2 ranks") {
+		t.Fatalf("Run with too few hosts: %v", err)
+	}
+}

@@ -90,7 +90,7 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		s.starter = j.starter(host, cpus)
 	}
 	for r := range j.NP {
-		_, _, localSize := placement(r, j.NP, max(j.Nodes, 1))
+		_, _, localSize := j.node(r, host)
 		if err := s.spawn(r, localSize, path, envs[r]); err != nil {
 			s.abandon()
 			return nil, err
@@ -129,14 +129,9 @@ func (j *Job) rankEnvs(parent []string, jobID, host, coord string, secret []byte
 			names = append(names, name)
 		}
 	}
-	nodes := max(j.Nodes, 1)
 	envs := make([][]string, j.NP)
 	for r := range j.NP {
-		node, local, localSize := placement(r, j.NP, nodes)
-		nodeID := host
-		if nodes > 1 {
-			nodeID = fmt.Sprintf("%s#%d", host, node)
-		}
+		nodeID, local, localSize := j.node(r, host)
 		e := bootstrap.Env{
 			JobID: jobID, Rank: r, Size: j.NP, LocalRank: local, LocalSize: localSize,
 			Node: nodeID, Coord: coord, Secret: secret,
@@ -157,6 +152,30 @@ func goMaxProcs(env []string, cpus, localSize int) []string {
 		return env
 	}
 	return mergeEnv(env, []string{"GOMAXPROCS=" + strconv.Itoa(max(2, cpus/max(localSize, 1)))})
+}
+
+// node returns rank's node identity, local rank and local size: its host's
+// in RankHosts, else its emulated node's on this host.
+func (j *Job) node(rank int, host string) (id string, local, localSize int) {
+	if len(j.RankHosts) > 0 {
+		id = j.RankHosts[rank]
+		for r, h := range j.RankHosts {
+			if h == id {
+				if r < rank {
+					local++
+				}
+				localSize++
+			}
+		}
+		return id, local, localSize
+	}
+	nodes := max(j.Nodes, 1)
+	node, local, localSize := placement(rank, j.NP, nodes)
+	id = host
+	if nodes > 1 {
+		id = fmt.Sprintf("%s#%d", host, node)
+	}
+	return id, local, localSize
 }
 
 // placement returns rank's node, local rank and local size when np ranks

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/gorun-hpc/gorun/internal/hosts"
+)
+
+// hostFlags are the flags that place ranks on named hosts.
+type hostFlags struct {
+	spec, file  string // --host, --hostfile
+	opt         hosts.Options
+	displayMap  bool
+	launcher    string // --launcher: "local" or "ssh"
+	launcherSet bool
+}
+
+func (h *hostFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&h.spec, "host", "", "run on `HOSTS`: h1:4,h2:4 (4 slots each) or h1,h1,h2 (a slot per mention)")
+	fs.StringVar(&h.file, "hostfile", "", "read the hosts from `FILE`: lines \"host:n\" or \"host slots=n [max_slots=m]\", # comments; a bare host is 1 slot")
+	fs.IntVar(&h.opt.PPN, "ppn", 0, "place `K` ranks on each host, whatever its slots")
+	fs.Func("map-by", "place ranks by `slot` (fill a host, then the next: the default) or by node (round-robin)", func(s string) error {
+		if s != "slot" && s != "node" {
+			return fmt.Errorf("want slot or node, got %q", s)
+		}
+		h.opt.MapBy = hosts.MapBy(s)
+		return nil
+	})
+	fs.BoolVar(&h.opt.Oversubscribe, "oversubscribe", false, "allow more ranks than slots (placement wraps around the hosts); without it that is an error")
+	fs.BoolVar(&h.displayMap, "display-map", false, "print which rank runs on which host before starting")
+	fs.Func("launcher", "start the ranks of other hosts with `ssh` (not yet available) or run every rank here (local): each host is then an emulated node of that name", func(s string) error {
+		if s != "local" && s != "ssh" {
+			return fmt.Errorf("want local or ssh, got %q", s)
+		}
+		h.launcher, h.launcherSet = s, true
+		return nil
+	})
+}
+
+// given reports whether any host flag was given.
+func (h *hostFlags) given() bool { return h.spec != "" || h.file != "" }
+
+// place turns the host flags into every rank's host (np 0: one rank per
+// slot) and checks that they can be started. It prints the map if asked.
+func (h *hostFlags) place(np int, npSet bool, stdout io.Writer) ([]string, int, error) {
+	var list []hosts.Host
+	switch {
+	case h.spec != "" && h.file != "":
+		return nil, 0, usagef("--host and --hostfile: give one of them")
+	case h.spec != "":
+		l, err := hosts.ParseHostSpec(h.spec)
+		if err != nil {
+			return nil, 0, usagef("--host: %v", err)
+		}
+		list = l
+	default:
+		l, err := hosts.ReadHostfile(h.file)
+		if err != nil {
+			return nil, 0, usagef("--hostfile: %v", err)
+		}
+		list = l
+	}
+	if !npSet {
+		np = 0 // as many ranks as slots
+	}
+	m, err := hosts.Place(list, np, h.opt)
+	if err != nil {
+		return nil, 0, usagef("%v", err)
+	}
+	if h.launcher != "local" {
+		for _, x := range m.Hosts {
+			if !isLocalHost(x.Name) {
+				return nil, 0, usagef("host %s is not this host: starting ranks on other hosts (ssh agents) is not in this gorun yet; --launcher local runs every rank here, one emulated node per host", x.Name)
+			}
+		}
+	}
+	if h.displayMap {
+		if err := hosts.DisplayMap(stdout, m); err != nil {
+			return nil, 0, err
+		}
+	}
+	rankHosts := make([]string, m.NP())
+	for r, hi := range m.Host {
+		rankHosts[r] = m.Hosts[hi].Name
+	}
+	return rankHosts, m.NP(), nil
+}
+
+// isLocalHost reports whether name is this host.
+func isLocalHost(name string) bool {
+	switch name {
+	case "localhost", "127.0.0.1", "::1":
+		return true
+	}
+	me, err := os.Hostname()
+	return err == nil && name == me
+}

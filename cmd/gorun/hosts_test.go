@@ -1,0 +1,59 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestParseArgsHosts(t *testing.T) {
+	var shown bytes.Buffer
+	mapOut = &shown
+	defer func() { mapOut = os.Stdout }()
+	o, err := parseArgs(strings.Fields("--host a:2,b:2 --launcher local --map-by node --display-map ./app"), fakeEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.job.NP != 4 || !slices.Equal(o.job.RankHosts, []string{"a", "b", "a", "b"}) {
+		t.Errorf("NP %d RankHosts %q; want 4 (one per slot) on a b a b", o.job.NP, o.job.RankHosts)
+	}
+	if !strings.Contains(shown.String(), "a") || !strings.Contains(shown.String(), "b") {
+		t.Errorf("--display-map printed %q", shown.String())
+	}
+
+	file := filepath.Join(t.TempDir(), "hosts")
+	os.WriteFile(file, []byte("# two hosts\nx slots=2\ny:1 # the small one\n"), 0o600)
+	o, err = parseArgs([]string{"-np", "3", "--hostfile", file, "--launcher", "local", "./app"}, fakeEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.job.RankHosts, []string{"x", "x", "y"}) {
+		t.Errorf("RankHosts %q, want x x y", o.job.RankHosts)
+	}
+
+	for _, tc := range []struct{ args, want string }{
+		{"--host far:2 ./app", "is not this host"},
+		{"-np 5 --host a:2,b:2 --launcher local ./app", "not enough slots"},
+		{"--ppn 2 ./app", "need --host or --hostfile"},
+		{"--nodes 2 --host a:2 --launcher local ./app", "--nodes and --host"},
+		{"--host a:2 --hostfile f --launcher local ./app", "give one of them"},
+		{"--launcher rsh --host a ./app", "want local or ssh"},
+	} {
+		_, err := parseArgs(strings.Fields(tc.args), fakeEnv, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", tc.args, err, tc.want)
+		}
+	}
+	o, err = parseArgs(strings.Fields("-np 6 --host a:2,b:2 --oversubscribe --launcher local ./app"), fakeEnv, io.Discard)
+	if err != nil || o.job.NP != 6 {
+		t.Fatalf("--oversubscribe: %v", err)
+	}
+	// This host needs no --launcher.
+	if _, err := parseArgs(strings.Fields("--host localhost:2 ./app"), fakeEnv, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+}
