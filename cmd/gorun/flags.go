@@ -102,8 +102,9 @@ func parseArgs(args []string, lookupEnv func(string) (string, bool), stderr io.W
 		if o.job.RankHosts, np, err = hf.place(np, npSet, mapOut); err != nil {
 			return nil, err
 		}
-	} else if hf.launcherSet || hf.displayMap || hf.opt != (hosts.Options{}) {
-		return nil, usagef("--launcher, --ppn, --map-by, --oversubscribe and --display-map need --host or --hostfile")
+		o.job.Launcher, o.job.LauncherExec, o.job.RemoteGorun = hf.launcher, hf.exec, hf.remote
+	} else if hf.launcherSet || hf.displayMap || hf.opt != (hosts.Options{}) || hf.exec != "" || hf.remote != "" {
+		return nil, usagef("--launcher, --launcher-exec, --remote-gorun, --ppn, --map-by, --oversubscribe and --display-map need --host or --hostfile")
 	}
 	switch {
 	case len(rest) == 0:

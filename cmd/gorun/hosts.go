@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/gorun-hpc/gorun/internal/hosts"
 )
@@ -16,6 +15,8 @@ type hostFlags struct {
 	displayMap  bool
 	launcher    string // --launcher: "local" or "ssh"
 	launcherSet bool
+	exec        string // --launcher-exec
+	remote      string // --remote-gorun
 }
 
 func (h *hostFlags) register(fs *flag.FlagSet) {
@@ -31,7 +32,9 @@ func (h *hostFlags) register(fs *flag.FlagSet) {
 	})
 	fs.BoolVar(&h.opt.Oversubscribe, "oversubscribe", false, "allow more ranks than slots (placement wraps around the hosts); without it that is an error")
 	fs.BoolVar(&h.displayMap, "display-map", false, "print which rank runs on which host before starting")
-	fs.Func("launcher", "start the ranks of other hosts with `ssh` (not yet available) or run every rank here (local): each host is then an emulated node of that name", func(s string) error {
+	fs.StringVar(&h.exec, "launcher-exec", "", "start agents with `CMD` instead of ssh: CMD host gorun --agent, or a template with {host} and {cmd}")
+	fs.StringVar(&h.remote, "remote-gorun", "", "the `PATH` of gorun on the other hosts (default: this gorun's path)")
+	fs.Func("launcher", "start the ranks of other hosts through an agent started with `ssh` (the default), or run every rank here (local): each host is then an emulated node of that name", func(s string) error {
 		if s != "local" && s != "ssh" {
 			return fmt.Errorf("want local or ssh, got %q", s)
 		}
@@ -70,13 +73,6 @@ func (h *hostFlags) place(np int, npSet bool, stdout io.Writer) ([]string, int, 
 	if err != nil {
 		return nil, 0, usagef("%v", err)
 	}
-	if h.launcher != "local" {
-		for _, x := range m.Hosts {
-			if !isLocalHost(x.Name) {
-				return nil, 0, usagef("host %s is not this host: starting ranks on other hosts (ssh agents) is not in this gorun yet; --launcher local runs every rank here, one emulated node per host", x.Name)
-			}
-		}
-	}
 	if h.displayMap {
 		if err := hosts.DisplayMap(stdout, m); err != nil {
 			return nil, 0, err
@@ -87,14 +83,4 @@ func (h *hostFlags) place(np int, npSet bool, stdout io.Writer) ([]string, int, 
 		rankHosts[r] = m.Hosts[hi].Name
 	}
 	return rankHosts, m.NP(), nil
-}
-
-// isLocalHost reports whether name is this host.
-func isLocalHost(name string) bool {
-	switch name {
-	case "localhost", "127.0.0.1", "::1":
-		return true
-	}
-	me, err := os.Hostname()
-	return err == nil && name == me
 }

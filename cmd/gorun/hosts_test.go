@@ -36,7 +36,6 @@ func TestParseArgsHosts(t *testing.T) {
 	}
 
 	for _, tc := range []struct{ args, want string }{
-		{"--host far:2 ./app", "is not this host"},
 		{"-np 5 --host a:2,b:2 --launcher local ./app", "not enough slots"},
 		{"--ppn 2 ./app", "need --host or --hostfile"},
 		{"--nodes 2 --host a:2 --launcher local ./app", "--nodes and --host"},

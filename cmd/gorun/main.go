@@ -1,4 +1,5 @@
-// Command gorun runs a program as N ranks of a gorun job on this host.
+// Command gorun runs a program as N ranks of a gorun job, on this host or
+// on the hosts of --host or --hostfile (through agents started with ssh).
 //
 //	gorun [flags] -np N ./app args...
 //	gorun [flags] -np N ./pkgdir args...
@@ -31,9 +32,20 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gorun-hpc/gorun/internal/launch"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "--agent" {
+		// Hidden: gorun on another host, started by gorun itself (its
+		// configuration, with the job's secret, comes on stdin).
+		if err := launch.RunAgent(os.Stdin, slog.New(slog.DiscardHandler)); err != nil {
+			fmt.Fprintf(os.Stderr, "gorun: %v\n", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 

@@ -43,6 +43,21 @@ type Job struct {
 	// the others' do not. It replaces Nodes.
 	RankHosts []string
 
+	// Launcher says how the ranks of RankHosts that are not this host
+	// start: "ssh" (or "") through an agent on each such host, started
+	// with LauncherExec; "local" runs every rank here, each named host an
+	// emulated node.
+	Launcher string
+
+	// LauncherExec starts an agent: a command to which the host and the
+	// remote command are appended ("" is "ssh"; "ssh -p 2222" works), or a
+	// template with {host} and {cmd} (Hydra's -launcher-exec).
+	LauncherExec string
+
+	// RemoteGorun is the path of gorun on the other hosts; "" means this
+	// gorun's own path.
+	RemoteGorun string
+
 	// Env holds extra KEY=VALUE entries for every rank, applied over the
 	// environment of the current process. GORUN_* identity variables are
 	// always set by Run and cannot be overridden; GORUN_BIND and
@@ -103,6 +118,33 @@ type Job struct {
 	starter func(host string, cpus []int) starter
 }
 
+// remoteHosts returns the hosts of RankHosts that need an agent, in order
+// of first rank.
+func (j *Job) remoteHosts() []string {
+	if j.Launcher == "local" {
+		return nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, h := range j.RankHosts {
+		if !seen[h] && !IsLocalHost(h) {
+			out = append(out, h)
+		}
+		seen[h] = true
+	}
+	return out
+}
+
+// IsLocalHost reports whether name is this host.
+func IsLocalHost(name string) bool {
+	switch name {
+	case "localhost", "127.0.0.1", "::1":
+		return true
+	}
+	me, err := os.Hostname()
+	return err == nil && name == me
+}
+
 func (j *Job) validate() error {
 	switch {
 	case j.Path == "":
@@ -119,6 +161,8 @@ func (j *Job) validate() error {
 		return fmt.Errorf("launch: Job.RankHosts names %d hosts for %d ranks", len(j.RankHosts), j.NP)
 	case len(j.RankHosts) > 0 && j.Nodes > 1:
 		return errors.New("launch: Job.RankHosts and Job.Nodes are both set")
+	case j.Launcher != "" && j.Launcher != "ssh" && j.Launcher != "local":
+		return fmt.Errorf("launch: Job.Launcher %q is not ssh or local", j.Launcher)
 	}
 	for r, h := range j.RankHosts {
 		if h == "" || strings.ContainsAny(h, " \t\n") {

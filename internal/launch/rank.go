@@ -38,7 +38,8 @@ type rankProc interface {
 // A rankSpec is what a starter needs to start one rank.
 type rankSpec struct {
 	rank      int
-	localSize int // ranks on its host (or emulated node), for GOMAXPROCS
+	host      string // from Job.RankHosts, or ""
+	localSize int    // ranks on its host (or emulated node), for GOMAXPROCS
 	path      string
 	args      []string
 	env       []string
@@ -98,6 +99,13 @@ func (p *proc) Host() string                   { return p.host }
 func (p *proc) Signal(sig syscall.Signal) bool { return p.signal(sig) }
 func (p *proc) StderrTail() []string           { return p.tail.get() }
 
+// pidNow is the rank's pid, known once it started.
+func (p *proc) pidNow() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pid
+}
+
 func (p *proc) Exit() RankExit {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -135,4 +143,18 @@ func waitAll(chs []<-chan struct{}, deadline time.Time) bool {
 		}
 	}
 	return true
+}
+
+// hostStarters starts the ranks of this host here and the others' through
+// their hosts' agents.
+type hostStarters struct {
+	local  localStarter
+	remote *agents
+}
+
+func (h hostStarters) start(spec rankSpec, exited chan<- int) (rankProc, error) {
+	if ac := h.remote.byHost[spec.host]; ac != nil {
+		return ac.start(spec)
+	}
+	return h.local.start(spec, exited)
 }

@@ -10,19 +10,19 @@ import (
 // agent's ranks are: the supervisor must take the host from the rank.
 type hostStarter struct{ localStarter }
 
-type remoteProc struct {
+type fakeHostProc struct {
 	rankProc
 	host string
 }
 
-func (r remoteProc) Host() string { return r.host }
+func (r fakeHostProc) Host() string { return r.host }
 
 func (h hostStarter) start(spec rankSpec, exited chan<- int) (rankProc, error) {
 	p, err := h.localStarter.start(spec, exited)
 	if err != nil {
 		return nil, err
 	}
-	return remoteProc{p, fmt.Sprintf("host%d", spec.rank%2)}, nil
+	return fakeHostProc{p, fmt.Sprintf("host%d", spec.rank%2)}, nil
 }
 
 // The supervisor works through the rankProc seam only: a failure report
@@ -44,6 +44,7 @@ func TestRunStarterSeam(t *testing.T) {
 func TestRunRankHosts(t *testing.T) {
 	j, stdout, _ := testJob(t, "echo", 5)
 	j.RankHosts = []string{"a", "b", "a", "b", "c"} // --map-by node over a, b, c
+	j.Launcher = "local"
 	res := await(t, run(t.Context(), j))
 	if res.ExitCode() != 0 {
 		t.Fatalf("ExitCode %d", res.ExitCode())
@@ -59,7 +60,7 @@ func TestRunRankHosts(t *testing.T) {
 		}
 	}
 	j2, _, _ := testJob(t, "echo", 2)
-	j2.RankHosts = []string{"a"}
+	j2.RankHosts, j2.Launcher = []string{"a"}, "local"
 	if _, err := j2.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "names 1 hosts for 2 ranks") {
 		t.Fatalf("Run with too few hosts: %v", err)
 	}

@@ -61,7 +61,18 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		host = "localhost"
 	}
-	coord, err := bootstrap.NewCoordinator(bootstrap.CoordConfig{Size: j.NP, Secret: secret, Logger: log})
+	out := newOutput(j.Stdout, j.Stderr)
+	exited := make(chan int, j.NP)
+	ccfg := bootstrap.CoordConfig{Size: j.NP, Secret: secret, Logger: log}
+	var remote *agents
+	if hs := j.remoteHosts(); len(hs) > 0 {
+		if remote, err = startAgents(j, hs, secret, out, log, exited); err != nil {
+			return nil, err
+		}
+		defer remote.close()
+		ccfg.Listener = remote.coord
+	}
+	coord, err := bootstrap.NewCoordinator(ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("launch: %w", err)
 	}
@@ -72,7 +83,7 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		log:    log.With("job", jobID),
 		out:    newOutput(j.Stdout, j.Stderr),
 		grace:  j.Grace,
-		exited: make(chan int, j.NP),
+		exited: exited,
 		lostC:  make(chan int, j.NP),
 		failed: -1,
 		res:    &Result{Exits: make([]RankExit, j.NP)},
@@ -86,6 +97,9 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	s.starter = localStarter{host: host, cpus: cpus}
+	if remote != nil {
+		s.starter = hostStarters{local: localStarter{host: host, cpus: cpus}, remote: remote}
+	}
 	if j.starter != nil {
 		s.starter = j.starter(host, cpus)
 	}
@@ -267,8 +281,12 @@ func (s *supervisor) spawn(rank, localSize int, path string, env []string) error
 	if rank != 0 {
 		in = nil
 	}
+	host := ""
+	if len(s.job.RankHosts) > 0 {
+		host = s.job.RankHosts[rank]
+	}
 	p, err := s.starter.start(rankSpec{
-		rank: rank, localSize: localSize, path: path, args: s.job.Args, env: env,
+		rank: rank, host: host, localSize: localSize, path: path, args: s.job.Args, env: env,
 		stdin: in, out: s.out, tag: s.job.TagOutput,
 	}, s.exited)
 	if err != nil {
