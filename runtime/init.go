@@ -121,8 +121,12 @@ func Init(ctx context.Context) (*Comm, error) {
 // other ranks and connects to each of them; ctx bounds that wire-up and
 // does not matter once Init returns. Started any other way (./app, go run,
 // go test), it returns a world of one rank that opens no socket and no
-// shared memory. If another launcher's variables are present (mpirun,
-// Slurm, Hydra), Init returns an error rather than start as one of many
+// shared memory. Started by a launcher that gives it a PMI server (PMI_FD:
+// srun --mpi=pmi2, MPICH's mpiexec), it wires up through that server
+// instead: rank and size from PMI, ranks of a node (PMI_process_mapping)
+// on shared memory, the others on TCP. If another launcher's variables
+// are present without a PMI server (Open MPI's mpirun, srun without
+// --mpi=pmi2), Init returns an error rather than start as one of many
 // silent singletons.
 //
 // Init is collective over the job. Close the returned communicator when
@@ -139,13 +143,27 @@ func (cfg *Config) Init(ctx context.Context) (*Comm, error) {
 	if err != nil {
 		return fail(err)
 	}
+	var via launcher
+	if env == nil && os.Getenv("PMI_FD") != "" {
+		// Started by srun --mpi=pmi2 or MPICH's mpiexec: their PMI server.
+		if env, via, err = pmiEnv(os.Getenv); err != nil {
+			return fail(err)
+		}
+	}
 	if env == nil {
 		if f := bootstrap.Foreign(os.Getenv); f != "" {
-			return fail(fmt.Errorf("started by another launcher (%s), which gorun cannot join; start the program with gorun, or unset those variables to run as a single rank", f))
+			return fail(fmt.Errorf("started by another launcher (%s), which gorun cannot join; start the program with gorun (or with a launcher that gives it a PMI server: srun --mpi=pmi2, mpiexec of MPICH), or unset those variables to run as a single rank", f))
 		}
 		return cfg.singleton(), nil
 	}
-	c, err := cfg.joinJob(ctx, env)
+	if via == nil {
+		client, err := bootstrap.Dial(ctx, env)
+		if err != nil {
+			return fail(fmt.Errorf("contacting the launcher: %w", err))
+		}
+		via = client
+	}
+	c, err := cfg.joinJob(ctx, env, via)
 	if err != nil {
 		var oe *OpError
 		if !errors.As(err, &oe) {

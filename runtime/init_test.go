@@ -99,3 +99,20 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// A PMI server that does not answer is an error naming PMI, never a
+// singleton.
+func TestInitBrokenPMI(t *testing.T) {
+	clearLauncherEnv(t)
+	t.Setenv("PMI_FD", "987")
+	t.Setenv("PMI_RANK", "0")
+	t.Setenv("PMI_SIZE", "2")
+	world, err := runtime.Init(context.Background())
+	if err == nil {
+		world.Close()
+		t.Fatal("Init with a dead PMI_FD started")
+	}
+	if !strings.Contains(err.Error(), "PMI") {
+		t.Fatalf("the error does not say PMI: %v", err)
+	}
+}

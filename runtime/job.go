@@ -39,24 +39,13 @@ const lostGrace = 2 * time.Second
 // addresses, connect to every peer. Each peer is reached by the most
 // exclusive transport that both allow: shared memory for a peer on the same
 // node (gorun --nodes emulates nodes), TCP for the others.
-func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env) (c *Comm, err error) {
+func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env, client launcher) (c *Comm, err error) {
 	allowed := cfg.Transports
 	if len(env.Transports) > 0 {
 		allowed = env.Transports
 	}
-	for _, t := range allowed {
-		if !slices.Contains(knownTransports, t) {
-			return nil, errInvalid(fmt.Sprintf("%s: unknown transport %q", bootstrap.EnvTransports, t))
-		}
-	}
-	allow := func(name string) bool { return len(allowed) == 0 || slices.Contains(allowed, name) }
-
-	client, err := bootstrap.Dial(ctx, env)
-	if err != nil {
-		return nil, fmt.Errorf("contacting the launcher: %w", err)
-	}
-	// Until the world owns them, everything opened here is released on
-	// error.
+	// Until the world owns them, everything opened here (and the launcher
+	// connection) is released on error.
 	var opened []io.Closer
 	defer func() {
 		if err != nil {
@@ -66,6 +55,12 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env) (c *Comm, er
 			client.Close()
 		}
 	}()
+	for _, t := range allowed {
+		if !slices.Contains(knownTransports, t) {
+			return nil, errInvalid(fmt.Sprintf("%s: unknown transport %q", bootstrap.EnvTransports, t))
+		}
+	}
+	allow := func(name string) bool { return len(allowed) == 0 || slices.Contains(allowed, name) }
 	w := newWorld(env.Rank, env.Size, nil, cfg)
 	spin := w.spinning
 	me := peerInfo{Node: env.Node, Arch: goruntime.GOARCH, PID: os.Getpid()}

@@ -83,6 +83,7 @@ func TestImportGraph(t *testing.T) {
 		{pkg: "internal/wire", onlyInMod: []string{}},
 		{pkg: "internal/auth", onlyInMod: []string{}},
 		{pkg: "internal/hosts", onlyInMod: []string{}},
+		{pkg: "internal/pmi", onlyInMod: []string{}},
 		{pkg: "shm", onlyInMod: []string{}},
 		{pkg: "internal/am", onlyInMod: []string{"internal/wire"}},
 		{pkg: "internal/shmsync", onlyInMod: []string{"shm"}},
