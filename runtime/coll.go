@@ -185,8 +185,11 @@ func (k *coll) wait(r *Request, src int, want int) error {
 		}
 		return k.mismatch(src, st.Bytes, want)
 	}
+	// A world that failed may carry an argument error as its cause (the
+	// same error object, between goroutine ranks): that is the abort, not
+	// a poisoned frame of this call.
 	var ae *argError
-	if errors.As(err, &ae) {
+	if !errors.Is(err, ErrAborted) && errors.As(err, &ae) {
 		k.err = k.err.first(ae)
 		return nil
 	}

@@ -329,5 +329,5 @@ func Scan[T Elem](c *Comm, send, recv []T, op Op) error {
 			f(recv, tmp)
 		}
 	}
-	return nil
+	return c.opErr("Scan", NoPeer, k.end(nil))
 }
