@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"github.com/gorun-hpc/gorun/internal/hosts"
@@ -55,6 +56,24 @@ func parseArgs(args []string, lookupEnv func(string) (string, bool), stderr io.W
 		return nil
 	})
 	fs.BoolVar(&o.job.TagOutput, "tag-output", false, "prefix every output line with \"[rank] \"")
+	fs.BoolVar(&o.job.TagOutput, "l", false, "same as --tag-output")
+	fs.Func("stdin", "give gorun's stdin to `RANK`, to all ranks (all), or to none (none); default 0", func(s string) error {
+		switch s {
+		case "all":
+			o.job.StdinRank = launch.StdinAll
+		case "none":
+			o.job.StdinRank = launch.StdinNone
+		default:
+			r, err := strconv.Atoi(s)
+			if err != nil || r < 0 {
+				return fmt.Errorf("want a rank, all or none, got %q", s)
+			}
+			o.job.StdinRank = r
+		}
+		return nil
+	})
+	fs.StringVar(&o.job.Dir, "wdir", "", "run the ranks in `DIR` (default: gorun's working directory)")
+	fs.StringVar(&o.job.OutputDir, "output-filename", "", "write each rank's output to `DIR`/1/rank.R/stdout and stderr instead of gorun's")
 	fs.Func("x", "export `VAR[=value]` to every rank (repeatable); -x VAR copies gorun's value", func(s string) error {
 		k, _, ok := strings.Cut(s, "=")
 		if k == "" {
@@ -117,6 +136,8 @@ func parseArgs(args []string, lookupEnv func(string) (string, bool), stderr io.W
 		return nil, usagef("--timeout %v is negative", o.job.Timeout)
 	case o.job.Grace < 0:
 		return nil, usagef("--grace %v is negative", o.job.Grace)
+	case o.job.StdinRank >= np:
+		return nil, usagef("--stdin %d: want a rank below -np %d, all or none", o.job.StdinRank, np)
 	}
 	if o.job.Transports != "" {
 		for name := range strings.SplitSeq(o.job.Transports, ",") {

@@ -56,3 +56,21 @@ func TestParseArgsHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestParseArgsStdio(t *testing.T) {
+	o, err := parseArgs(strings.Fields("-np 3 -l --stdin all --wdir /tmp --output-filename out ./app"), fakeEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.job.TagOutput || o.job.StdinRank != -2 || o.job.Dir != "/tmp" || o.job.OutputDir != "out" {
+		t.Errorf("parsed %+v", o.job)
+	}
+	for _, tc := range []struct{ args, want string }{
+		{"-np 2 --stdin 2 ./app", "want a rank below"},
+		{"-np 2 --stdin x ./app", "want a rank, all or none"},
+	} {
+		if _, err := parseArgs(strings.Fields(tc.args), fakeEnv, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}

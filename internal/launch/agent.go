@@ -59,6 +59,7 @@ type agentMsg struct {
 	Env       []string `json:"env,omitempty"`
 	LocalSize int      `json:"local_size,omitempty"`
 	Stdin     bool     `json:"stdin,omitempty"`
+	Dir       string   `json:"dir,omitempty"`
 	Signal    int      `json:"signal,omitempty"`
 	PID       int      `json:"pid,omitempty"`
 	Code      int      `json:"code,omitempty"`
@@ -216,7 +217,7 @@ func (a *agent) start(m agentMsg) {
 	}
 	p, err := localStarter{host: a.cfg.Host}.start(rankSpec{
 		rank: m.Rank, localSize: m.LocalSize, path: m.Path, args: m.Args, env: env,
-		stdin: stdin, out: newOutput(out, errs),
+		stdin: stdin, out: newOutput(out, errs), dir: m.Dir,
 	}, a.exited)
 	if err != nil {
 		out.Close()

@@ -11,6 +11,12 @@ import (
 	"time"
 )
 
+// StdinRank values other than a rank.
+const (
+	StdinNone = -1 // no rank reads Stdin
+	StdinAll  = -2 // every rank reads a copy of Stdin
+)
+
 // DefaultGrace is the time between SIGTERM (or SIGQUIT on timeout) and
 // SIGKILL when Job.Grace is zero.
 const DefaultGrace = 3 * time.Second
@@ -87,6 +93,20 @@ type Job struct {
 	// Read, that goroutine outlives Run until the Read returns.
 	Stdin io.Reader
 
+	// StdinRank is the rank that reads Stdin (mpirun --stdin RANK);
+	// StdinAll gives every rank a copy, StdinNone none. The zero value is
+	// rank 0.
+	StdinRank int
+
+	// Dir is the ranks' working directory (--wdir); "" is gorun's, or the
+	// agent's on another host.
+	Dir string
+
+	// OutputDir, if set, sends each rank's output to files instead of
+	// Stdout and Stderr (--output-filename): OutputDir/1/rank.R/stdout
+	// and .../stderr, as Open MPI lays them out, on the host of gorun.
+	OutputDir string
+
 	// Stdout and Stderr receive the ranks' output, whole lines at a time;
 	// nil means os.Stdout and os.Stderr. gorun's own messages go to Stderr
 	// with a "gorun: " prefix. Writes to one destination never interleave
@@ -161,6 +181,8 @@ func (j *Job) validate() error {
 		return fmt.Errorf("launch: Job.RankHosts names %d hosts for %d ranks", len(j.RankHosts), j.NP)
 	case len(j.RankHosts) > 0 && j.Nodes > 1:
 		return errors.New("launch: Job.RankHosts and Job.Nodes are both set")
+	case j.StdinRank < StdinAll || j.StdinRank >= j.NP:
+		return fmt.Errorf("launch: Job.StdinRank %d is not a rank of %d, StdinNone or StdinAll", j.StdinRank, j.NP)
 	case j.Launcher != "" && j.Launcher != "ssh" && j.Launcher != "local":
 		return fmt.Errorf("launch: Job.Launcher %q is not ssh or local", j.Launcher)
 	}

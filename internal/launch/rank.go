@@ -47,6 +47,7 @@ type rankSpec struct {
 	stdin io.Reader
 	out   *output // where its output goes
 	tag   bool    // prefix its lines with "[rank] "
+	dir   string  // working directory, or ""
 }
 
 // A starter starts ranks: here (localStarter), or on other hosts through
@@ -66,6 +67,7 @@ type localStarter struct {
 func (l localStarter) start(spec rankSpec, exited chan<- int) (rankProc, error) {
 	cmd := exec.Command(spec.path, spec.args...)
 	cmd.Env = goMaxProcs(spec.env, goruntime.NumCPU(), spec.localSize)
+	cmd.Dir = spec.dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cpu := -1
 	if l.cpus != nil {

@@ -217,7 +217,7 @@ func (a *agents) close() {
 
 // start asks the agent to start one rank.
 func (ac *agentConn) start(spec rankSpec) (rankProc, error) {
-	p := &remoteProc{rank: spec.rank, host: ac.host, ac: ac, tail: newTail(tailLines), outDone: make(chan struct{})}
+	p := &remoteProc{rank: spec.rank, host: ac.host, ac: ac, tail: newTail(tailLines), outDone: make(chan struct{}), out: spec.out}
 	p.streams.Add(2)
 	go func() { p.streams.Wait(); close(p.outDone) }()
 	reply := make(chan agentMsg, 1)
@@ -227,7 +227,7 @@ func (ac *agentConn) start(spec rankSpec) (rankProc, error) {
 	ac.tag = spec.tag
 	ac.mu.Unlock()
 	ac.send(agentMsg{Op: "start", Rank: spec.rank, Path: spec.path, Args: spec.args, Env: spec.env,
-		LocalSize: spec.localSize, Stdin: spec.stdin != nil})
+		LocalSize: spec.localSize, Stdin: spec.stdin != nil, Dir: spec.dir})
 	m, ok := <-reply
 	if !ok {
 		return nil, fmt.Errorf("launch: starting rank %d on %s: the agent is gone", spec.rank, ac.host)
@@ -328,11 +328,11 @@ func (ac *agentConn) acceptStreams(coord *relayListener) {
 			if tag {
 				prefix = fmt.Appendf(nil, "[%d] ", rank)
 			}
-			d, tl := ac.out.stdout, (*tail)(nil)
+			d, tl := p.out.stdout, (*tail)(nil)
 			if kind == "err" {
-				d, tl = ac.out.stderr, p.tail
+				d, tl = p.out.stderr, p.tail
 			}
-			ac.out.forward(r, d, prefix, tl)
+			p.out.forward(r, d, prefix, tl)
 			s.Close()
 			p.streams.Done()
 		}()
@@ -345,6 +345,7 @@ type remoteProc struct {
 	host string
 	ac   *agentConn
 	tail *tail
+	out  *output // where its lines go
 	pid  int
 
 	ended bool     // under ac.mu

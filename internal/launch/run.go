@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -236,6 +237,9 @@ type supervisor struct {
 	job     *Job
 	log     *slog.Logger
 	out     *output
+	files   []*os.File // --output-filename's, closed by finish
+	tee     *tee       // StdinAll's copier
+	teeOnce sync.Once
 	grace   time.Duration
 	starter starter
 	procs   []rankProc
@@ -277,9 +281,13 @@ const (
 )
 
 func (s *supervisor) spawn(rank, localSize int, path string, env []string) error {
-	var in = s.job.Stdin
-	if rank != 0 {
-		in = nil
+	in := s.stdinFor(rank)
+	out := s.out
+	if s.job.OutputDir != "" {
+		var err error
+		if out, err = s.rankFiles(rank); err != nil {
+			return err
+		}
 	}
 	host := ""
 	if len(s.job.RankHosts) > 0 {
@@ -287,7 +295,7 @@ func (s *supervisor) spawn(rank, localSize int, path string, env []string) error
 	}
 	p, err := s.starter.start(rankSpec{
 		rank: rank, host: host, localSize: localSize, path: path, args: s.job.Args, env: env,
-		stdin: in, out: s.out, tag: s.job.TagOutput,
+		stdin: in, out: out, tag: s.job.TagOutput, dir: s.job.Dir,
 	}, s.exited)
 	if err != nil {
 		return err
@@ -534,6 +542,9 @@ func waitUntil(ch <-chan struct{}, deadline time.Time) bool {
 // finish collects the exits and prints the failure report.
 func (s *supervisor) finish() {
 	s.drain()
+	for _, f := range s.files {
+		f.Close()
+	}
 	for r, p := range s.procs {
 		s.res.Exits[r] = p.Exit()
 		s.res.Exits[r].LastStderr = p.StderrTail()

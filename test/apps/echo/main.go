@@ -46,6 +46,7 @@ func main() {
 			fmt.Fprintf(&b, "%s=%q ", k, os.Getenv(k))
 		}
 	}
-	fmt.Fprintf(&b, "args=%q stdin=%q", flag.Args(), in)
+	wd, _ := os.Getwd()
+	fmt.Fprintf(&b, "cwd=%s args=%q stdin=%q", wd, flag.Args(), in)
 	fmt.Println(b.String())
 }
