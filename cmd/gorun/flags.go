@@ -16,6 +16,24 @@ import (
 
 const usageLine = "usage: gorun [flags] -np N program|package-dir [args...]"
 
+const helpIntro = `Runs program as N ranks, on this host or on the hosts of --host or
+--hostfile (an agent per host, started with ssh). A directory of Go files,
+or .go files, is built first, like go run. Flags take one or two dashes;
+flags after the program are the program's.
+`
+
+const helpEnd = `
+Exit status: 0 if every rank exited 0; otherwise the first failing rank's
+exit code, or 128+signal if it was killed; 124 on --timeout; 128+signal
+when gorun was interrupted; 2 for a usage error; 127 when the program does
+not exist; 1 when the job could not start or a build failed.
+
+Each rank gets GORUN_JOB_ID, GORUN_RANK, GORUN_SIZE, GORUN_LOCAL_RANK,
+GORUN_LOCAL_SIZE, GORUN_NODE, GORUN_COORD, GORUN_SECRET (and GORUN_BIND,
+GORUN_TRANSPORTS when set), and GOMAXPROCS = its host's CPUs / its ranks
+there unless set. runtime.Init reads them. See docs/launch.md.
+`
+
 // usageError is a command-line error: gorun prints it and exits 2.
 type usageError struct{ msg string }
 
@@ -35,9 +53,9 @@ type options struct {
 var mapOut io.Writer = os.Stdout
 
 // parseArgs parses gorun's command line (without the program name).
-// lookupEnv serves -x VAR. Errors are *usageError, or flag.ErrHelp after
-// the help text was printed.
-func parseArgs(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (*options, error) {
+// lookupEnv serves -x VAR; -h prints the help to help. Errors are
+// *usageError, or flag.ErrHelp after the help text was printed.
+func parseArgs(args []string, lookupEnv func(string) (string, bool), help io.Writer) (*options, error) {
 	var o options
 	fs := flag.NewFlagSet("gorun", flag.ContinueOnError)
 	// Errors are reported by the caller, in one line; only -h prints the
@@ -97,9 +115,10 @@ func parseArgs(args []string, lookupEnv func(string) (string, bool), stderr io.W
 	hf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "%s\n\nRuns program as N ranks on this host; a directory of Go files is built\nfirst, like go run. Flags take one or two dashes.\n\n", usageLine)
-			fs.SetOutput(stderr)
+			fmt.Fprintf(help, "%s\n\n%s\n", usageLine, helpIntro)
+			fs.SetOutput(help)
 			fs.PrintDefaults()
+			fmt.Fprint(help, helpEnd)
 			return nil, err
 		}
 		return nil, usagef("%v", err)

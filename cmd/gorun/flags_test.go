@@ -86,16 +86,25 @@ func TestRunUsageExitCodes(t *testing.T) {
 	}
 }
 
-func TestIsPackageDir(t *testing.T) {
+func TestBuildTarget(t *testing.T) {
 	dir := t.TempDir()
-	if _, ok := isPackageDir(dir); ok {
-		t.Error("empty dir is a package")
+	if _, _, err := buildTarget(dir, nil); err == nil || !strings.Contains(err.Error(), "no Go files") {
+		t.Errorf("an empty directory: %v, want an error saying it has no Go files", err)
 	}
-	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n"), 0o644)
-	if _, ok := isPackageDir(dir); !ok {
-		t.Error("dir with main.go is not a package")
+	main := filepath.Join(dir, "main.go")
+	os.WriteFile(main, []byte("package main\n"), 0o644)
+	if pkg, files, err := buildTarget(dir, nil); err != nil || pkg != dir || files != nil {
+		t.Errorf("a package directory: %q %q %v", pkg, files, err)
 	}
-	if _, ok := isPackageDir(filepath.Join(dir, "main.go")); ok {
-		t.Error("a file is a package")
+	other := filepath.Join(dir, "other.go")
+	os.WriteFile(other, []byte("package main\n"), 0o644)
+	if pkg, files, err := buildTarget(main, []string{other, "arg.go.txt"}); err != nil || pkg != "" || !slices.Equal(files, []string{main, other}) {
+		t.Errorf("Go files: %q %q %v", pkg, files, err)
+	}
+	if _, _, err := buildTarget(filepath.Join(dir, "nope.go"), nil); err == nil {
+		t.Error("a missing .go file was accepted")
+	}
+	if pkg, files, err := buildTarget("/bin/true", nil); err != nil || pkg != "" || files != nil {
+		t.Errorf("a program: %q %q %v", pkg, files, err)
 	}
 }

@@ -55,7 +55,7 @@ var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, sys
 
 // run is gorun without os.Exit, so deferred clean-up runs.
 func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
-	o, err := parseArgs(args, os.LookupEnv, stderr)
+	o, err := parseArgs(args, os.LookupEnv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -73,18 +73,24 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, forwarded...)
 	defer signal.Stop(sigs)
 
-	if pkg, ok := isPackageDir(o.job.Path); ok {
+	pkg, files, err := buildTarget(o.job.Path, o.job.Args)
+	if err != nil {
+		fmt.Fprintf(stderr, "gorun: %v\n", err)
+		return 2
+	}
+	if pkg != "" || files != nil {
 		tmp, err := os.MkdirTemp("", "gorun-build-")
 		if err != nil {
 			fmt.Fprintf(stderr, "gorun: %v\n", err)
 			return 1
 		}
 		defer os.RemoveAll(tmp)
-		bin, code := build(pkg, tmp, sigs, stderr, o.verbose)
+		bin, code := build(pkg, files, tmp, sigs, stderr, o.verbose)
 		if bin == "" {
 			return code
 		}
 		o.job.Path = bin
+		o.job.Args = o.job.Args[max(len(files)-1, 0):]
 	}
 
 	// A nil *os.File would be a non-nil Reader. A terminal that gorun does
