@@ -178,8 +178,12 @@ func TestLaunchPanic(t *testing.T) {
 	if code == 0 {
 		t.Fatal("exit 0 after a panic")
 	}
-	if !strings.Contains(stderr, "  | panic: boom from rank 0") || !strings.Contains(stderr, "gorun: rank 0 ") {
+	if !strings.Contains(stderr, "gorun: rank 0 panic: boom from rank 0 (its stack is above)") || !strings.Contains(stderr, "gorun: rank 0 (pid ") {
 		t.Errorf("report lacks the panic:\n%s", stderr)
+	}
+	// The stack once: forwarded, not repeated by the report.
+	if n := strings.Count(stderr, "main.main()"); n != 1 {
+		t.Errorf("the panicking rank's stack appears %d times, want once:\n%s", n, stderr)
 	}
 }
 
@@ -241,6 +245,24 @@ func TestLaunchTimeout(t *testing.T) {
 	out := g.stderr.String()
 	if strings.Count(out, "SIGQUIT: quit") != 2 || strings.Count(out, "main.main()") < 2 {
 		t.Errorf("no goroutine dump from each rank:\n%s", out)
+	}
+	// Each dump labelled with its rank, though --tag-output was not given.
+	if !strings.Contains(out, "[0] SIGQUIT: quit") || !strings.Contains(out, "[1] SIGQUIT: quit") {
+		t.Errorf("the dumps are not labelled with their ranks:\n%s", out)
+	}
+}
+
+// A timeout's summary says where each rank's main goroutine waited.
+func TestLaunchTimeoutSummary(t *testing.T) {
+	g := startGorun(t, "", "-np", "2", "--timeout", "2s", "collhold")
+	if code := g.wait(t); code != 124 {
+		t.Fatalf("exit %d, want 124\n%s", code, g.stderr)
+	}
+	for r := range 2 {
+		want := fmt.Sprintf("gorun: rank %d: runtime.Recv, called from main.main [", r)
+		if !strings.Contains(g.stderr.String(), want) {
+			t.Errorf("the summary lacks %q:\n%s", want, g.stderr)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // maxLine bounds how much of one line is held back waiting for its
@@ -46,6 +47,9 @@ func (d *dest) write(p []byte) {
 // output is where all ranks' lines and gorun's messages go.
 type output struct {
 	stdout, stderr *dest
+	// labelAll, once set (a timeout's dumps are coming), makes every
+	// line carry its rank's label, tagged output or not.
+	labelAll atomic.Bool
 }
 
 func newOutput(stdout, stderr io.Writer) *output {
@@ -91,13 +95,16 @@ func (o *output) notef(format string, args ...any) {
 }
 
 // forward copies r to d line by line until r ends, with prefix before each
-// line; a final line without a newline gets one. Lines also go to tail if
-// it is not nil.
-func (o *output) forward(r io.Reader, d *dest, prefix []byte, tl *tail) {
+// line (or label, without a prefix, once labelAll is set); a final line
+// without a newline gets one. Lines also go to tail if it is not nil.
+func (o *output) forward(r io.Reader, d *dest, prefix, label []byte, tl *tail) {
 	buf := make([]byte, readSize)
 	var partial []byte // start of a line whose newline has not come yet
 	var batch []byte
 	emit := func(line []byte) { // line includes its '\n'
+		if prefix == nil && o.labelAll.Load() {
+			batch = append(batch, label...)
+		}
 		batch = append(batch, prefix...)
 		batch = append(batch, line...)
 		if tl != nil {
@@ -143,11 +150,16 @@ func (o *output) forward(r io.Reader, d *dest, prefix []byte, tl *tail) {
 	}
 }
 
-// tail keeps the last lines written to it.
+// tail keeps the last lines written to it, and reads a Go goroutine dump
+// going through it for the call the main goroutine is blocked in.
 type tail struct {
 	mu    sync.Mutex
 	lines []string
 	next  int // ring position once full
+
+	inMain         bool   // the dump is at goroutine 1
+	state          string // goroutine 1's wait state
+	blockedIn, via string // its innermost gorun call, and the caller of the outermost
 }
 
 func newTail(n int) *tail { return &tail{lines: make([]string, 0, n)} }
@@ -159,12 +171,52 @@ func (t *tail) add(line []byte) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.scan(string(line))
 	if len(t.lines) < cap(t.lines) {
 		t.lines = append(t.lines, string(line))
 		return
 	}
 	t.lines[t.next] = string(line)
 	t.next = (t.next + 1) % len(t.lines)
+}
+
+// gorunPkg is the prefix of the runtime's functions in a stack dump.
+const gorunPkg = "github.com/gorun-hpc/gorun/"
+
+// scan follows a goroutine dump: in goroutine 1's stack, the outermost of
+// the innermost run of frames in gorun's packages is the call it waits in,
+// and the frame after it is the application's caller.
+func (t *tail) scan(line string) {
+	switch {
+	case strings.HasPrefix(line, "goroutine "):
+		f := strings.Fields(line)
+		t.inMain = len(f) > 1 && f[1] == "1"
+		if t.inMain {
+			_, st, _ := strings.Cut(line, "[")
+			t.state, _, _ = strings.Cut(st, "]")
+			t.blockedIn, t.via = "", ""
+		}
+	case !t.inMain || line == "" || strings.HasPrefix(line, "\t") || t.via != "":
+	case strings.HasPrefix(line, gorunPkg):
+		fn, _, _ := strings.Cut(strings.TrimPrefix(line, gorunPkg), "(0x")
+		t.blockedIn = strings.ReplaceAll(strings.TrimSuffix(fn, "(...)"), "[...]", "")
+	case t.blockedIn != "":
+		t.via, _, _ = strings.Cut(line, "(")
+	}
+}
+
+// blocked says where the main goroutine of the last dump waited, or "".
+func (t *tail) blocked() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.blockedIn == "" {
+		return ""
+	}
+	s := t.blockedIn
+	if t.via != "" {
+		s += ", called from " + t.via
+	}
+	return s + " [" + t.state + "]"
 }
 
 // get returns the remembered lines, oldest first.

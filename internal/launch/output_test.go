@@ -35,7 +35,7 @@ func TestForwardLines(t *testing.T) {
 				prefix = []byte("[3] ")
 			}
 			// One byte per Read, to exercise lines split across reads.
-			o.forward(&oneByteReader{s: tt.in}, o.stdout, prefix, nil)
+			o.forward(&oneByteReader{s: tt.in}, o.stdout, prefix, nil, nil)
 			if out.String() != tt.want {
 				t.Fatalf("got %q, want %q", out.String(), tt.want)
 			}
@@ -58,7 +58,7 @@ func TestForwardLongLine(t *testing.T) {
 	var out bytes.Buffer
 	o := newOutput(&out, io.Discard)
 	in := strings.Repeat("x", maxLine+10) + "\nend\n"
-	o.forward(strings.NewReader(in), o.stdout, nil, nil)
+	o.forward(strings.NewReader(in), o.stdout, nil, nil, nil)
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	if len(lines) != 3 || len(lines[0]) < maxLine || lines[2] != "end" {
 		t.Fatalf("got %d lines of lengths %d...", len(lines), len(lines[0]))
@@ -99,7 +99,7 @@ func TestForwardNoInterleaving(t *testing.T) {
 	for r := range 4 {
 		for _, d := range []*dest{o.stdout, o.stderr} {
 			pr, pw := io.Pipe()
-			wg.Go(func() { o.forward(pr, d, fmt.Appendf(nil, "[%d] ", r), nil) })
+			wg.Go(func() { o.forward(pr, d, fmt.Appendf(nil, "[%d] ", r), nil, nil) })
 			wg.Go(func() {
 				line := strings.Repeat(fmt.Sprint(r), 3000) + "\n"
 				for range 200 {

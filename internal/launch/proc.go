@@ -150,13 +150,14 @@ func (p *proc) plumb(in io.Reader) (childEnds []*os.File, err error) {
 
 // forward starts the goroutines that copy the rank's output and stdin.
 func (p *proc) forward(out *output, in io.Reader, tag bool) {
+	label := fmt.Appendf(nil, "[%d] ", p.rank)
 	var prefix []byte
 	if tag {
-		prefix = fmt.Appendf(nil, "[%d] ", p.rank)
+		prefix = label
 	}
 	p.outDone.Add(2)
-	go func() { defer p.outDone.Done(); out.forward(p.outs[0], out.stdout, prefix, nil) }()
-	go func() { defer p.outDone.Done(); out.forward(p.outs[1], out.stderr, prefix, p.tail) }()
+	go func() { defer p.outDone.Done(); out.forward(p.outs[0], out.stdout, prefix, label, nil) }()
+	go func() { defer p.outDone.Done(); out.forward(p.outs[1], out.stderr, prefix, label, p.tail) }()
 	if p.stdin != nil {
 		p.inDone = make(chan struct{})
 		go func() {

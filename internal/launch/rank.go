@@ -24,6 +24,9 @@ type rankProc interface {
 	Exit() RankExit
 	// StderrTail returns the rank's last lines of stderr.
 	StderrTail() []string
+	// Blocked says where its main goroutine waited in its last goroutine
+	// dump (after a timeout's SIGQUIT), or "".
+	Blocked() string
 	// OutputDone is closed when the rank's stdout and stderr have been
 	// forwarded to their end.
 	OutputDone() <-chan struct{}
@@ -100,6 +103,7 @@ func (l localStarter) start(spec rankSpec, exited chan<- int) (rankProc, error) 
 func (p *proc) Host() string                   { return p.host }
 func (p *proc) Signal(sig syscall.Signal) bool { return p.signal(sig) }
 func (p *proc) StderrTail() []string           { return p.tail.get() }
+func (p *proc) Blocked() string                { return p.tail.blocked() }
 
 // pidNow is the rank's pid, known once it started.
 func (p *proc) pidNow() int {

@@ -324,15 +324,16 @@ func (ac *agentConn) acceptStreams(coord *relayListener) {
 			p.mu.Lock()
 			p.outs = append(p.outs, s)
 			p.mu.Unlock()
+			label := fmt.Appendf(nil, "[%d] ", rank)
 			var prefix []byte
 			if tag {
-				prefix = fmt.Appendf(nil, "[%d] ", rank)
+				prefix = label
 			}
 			d, tl := p.out.stdout, (*tail)(nil)
 			if kind == "err" {
 				d, tl = p.out.stderr, p.tail
 			}
-			p.out.forward(r, d, prefix, tl)
+			p.out.forward(r, d, prefix, label, tl)
 			s.Close()
 			p.streams.Done()
 		}()
@@ -379,6 +380,7 @@ func (p *remoteProc) Exit() RankExit {
 }
 
 func (p *remoteProc) StderrTail() []string        { return p.tail.get() }
+func (p *remoteProc) Blocked() string             { return p.tail.blocked() }
 func (p *remoteProc) OutputDone() <-chan struct{} { return p.outDone }
 func (p *remoteProc) CutOutput()                  { p.cut() }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -366,6 +367,7 @@ func (s *supervisor) supervise(ctx context.Context, events <-chan bootstrap.Even
 		case <-timeoutC:
 			if !s.stopping {
 				s.res.TimedOut = true
+				s.out.labelAll.Store(true) // each dump labelled with its rank
 				s.out.notef("timeout: the job ran longer than %v; sending SIGQUIT to all ranks (Go ranks print their goroutine stacks)", s.job.Timeout)
 				s.stop(syscall.SIGQUIT, -1)
 			}
@@ -549,6 +551,17 @@ func (s *supervisor) finish() {
 		s.res.Exits[r] = p.Exit()
 		s.res.Exits[r].LastStderr = p.StderrTail()
 	}
+	if s.res.TimedOut {
+		var b strings.Builder
+		for r, p := range s.procs {
+			where := p.Blocked()
+			if where == "" {
+				where = "not in a gorun call (no Go goroutine dump, or its main goroutine was elsewhere)"
+			}
+			fmt.Fprintf(&b, "rank %d: %s\n", r, where)
+		}
+		s.out.notef("where each rank's main goroutine was at the timeout:\n%s", strings.TrimSuffix(b.String(), "\n"))
+	}
 	if s.failed >= 0 {
 		s.res.Failed = &s.res.Exits[s.failed]
 		s.report()
@@ -569,7 +582,10 @@ func (s *supervisor) report() {
 	case failLost:
 		fmt.Fprintf(&b, "%s dropped its coordinator connection without closing it and kept running; it %s\n", who, e)
 	}
-	if len(e.LastStderr) > 0 {
+	if i := slices.IndexFunc(e.LastStderr, func(l string) bool { return strings.HasPrefix(l, "panic: ") }); i >= 0 && s.job.OutputDir == "" {
+		// Its stack went by just above: say what panicked, not it again.
+		fmt.Fprintf(&b, "rank %d %s (its stack is above)\n", e.Rank, e.LastStderr[i])
+	} else if len(e.LastStderr) > 0 {
 		fmt.Fprintf(&b, "last %d stderr line(s) of rank %d:\n", len(e.LastStderr), e.Rank)
 		for _, l := range e.LastStderr {
 			fmt.Fprintf(&b, "  | %s\n", l)
