@@ -126,7 +126,11 @@ func parseArgs(args []string, lookupEnv func(string) (string, bool), help io.Wri
 	rest := fs.Args()
 	npSet := false
 	fs.Visit(func(f *flag.Flag) { npSet = npSet || f.Name == "np" || f.Name == "n" })
-	if hf.given() {
+	var slurm func(string) (string, bool)
+	if !hf.given() && inAllocation(lookupEnv) && o.job.Nodes == 0 {
+		slurm = lookupEnv // inside salloc or sbatch: the allocation's hosts
+	}
+	if hf.given() || slurm != nil {
 		if o.job.Nodes > 0 {
 			return nil, usagef("--nodes and --host/--hostfile: the hosts are the nodes; give one of them")
 		}
@@ -137,7 +141,7 @@ func parseArgs(args []string, lookupEnv func(string) (string, bool), help io.Wri
 			return nil, usagef("no program to run")
 		}
 		var err error
-		if o.job.RankHosts, np, err = hf.place(np, npSet, mapOut); err != nil {
+		if o.job.RankHosts, np, err = hf.place(np, npSet, mapOut, slurm); err != nil {
 			return nil, err
 		}
 		o.job.Launcher, o.job.LauncherExec, o.job.RemoteGorun = hf.launcher, hf.exec, hf.remote

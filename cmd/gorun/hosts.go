@@ -34,9 +34,9 @@ func (h *hostFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&h.displayMap, "display-map", false, "print which rank runs on which host before starting")
 	fs.StringVar(&h.exec, "launcher-exec", "", "start agents with `CMD` instead of ssh: CMD host gorun --agent, or a template with {host} and {cmd}")
 	fs.StringVar(&h.remote, "remote-gorun", "", "the `PATH` of gorun on the other hosts (default: this gorun's path)")
-	fs.Func("launcher", "start the ranks of other hosts through an agent started with `ssh` (the default), or run every rank here (local): each host is then an emulated node of that name", func(s string) error {
-		if s != "local" && s != "ssh" {
-			return fmt.Errorf("want local or ssh, got %q", s)
+	fs.Func("launcher", "start the agents of other hosts with `ssh` (the default), with srun (slurm: the default inside a Slurm allocation), or run every rank here (local): each host is then an emulated node of that name", func(s string) error {
+		if s != "local" && s != "ssh" && s != "slurm" {
+			return fmt.Errorf("want local, ssh or slurm, got %q", s)
 		}
 		h.launcher, h.launcherSet = s, true
 		return nil
@@ -46,11 +46,34 @@ func (h *hostFlags) register(fs *flag.FlagSet) {
 // given reports whether any host flag was given.
 func (h *hostFlags) given() bool { return h.spec != "" || h.file != "" }
 
-// place turns the host flags into every rank's host (np 0: one rank per
-// slot) and checks that they can be started. It prints the map if asked.
-func (h *hostFlags) place(np int, npSet bool, stdout io.Writer) ([]string, int, error) {
+// srunExec starts an agent on one node of the allocation, as Hydra starts
+// its proxies: one task, on that node, beside the job's other steps.
+const srunExec = "srun --nodes=1 --ntasks=1 --nodelist={host} --overlap --kill-on-bad-exit=1 {cmd}"
+
+// inAllocation reports whether gorun runs in a Slurm allocation's shell
+// (salloc, sbatch), not inside a step, where the variables describe the
+// step (see hosts.SlurmHosts).
+func inAllocation(lookupEnv func(string) (string, bool)) bool {
+	_, job := lookupEnv(hosts.EnvSlurmJobNodelist)
+	_, step := lookupEnv("SLURM_STEP_ID")
+	return job && !step
+}
+
+// place turns the host flags (or the Slurm allocation, when slurm is set)
+// into every rank's host (np 0: one rank per slot) and checks that they
+// can be started. It prints the map if asked.
+func (h *hostFlags) place(np int, npSet bool, stdout io.Writer, slurm func(string) (string, bool)) ([]string, int, error) {
 	var list []hosts.Host
 	switch {
+	case slurm != nil:
+		l, _, err := hosts.SlurmHosts(slurm)
+		if err != nil {
+			return nil, 0, usagef("the Slurm allocation: %v", err)
+		}
+		list = l
+		if !h.launcherSet {
+			h.launcher = "slurm"
+		}
 	case h.spec != "" && h.file != "":
 		return nil, 0, usagef("--host and --hostfile: give one of them")
 	case h.spec != "":
@@ -72,6 +95,12 @@ func (h *hostFlags) place(np int, npSet bool, stdout io.Writer) ([]string, int, 
 	m, err := hosts.Place(list, np, h.opt)
 	if err != nil {
 		return nil, 0, usagef("%v", err)
+	}
+	if h.launcher == "slurm" {
+		if h.exec == "" {
+			h.exec = srunExec
+		}
+		h.launcher = "ssh" // agents, started with h.exec
 	}
 	if h.displayMap {
 		if err := hosts.DisplayMap(stdout, m); err != nil {

@@ -40,7 +40,7 @@ func TestParseArgsHosts(t *testing.T) {
 		{"--ppn 2 ./app", "need --host or --hostfile"},
 		{"--nodes 2 --host a:2 --launcher local ./app", "--nodes and --host"},
 		{"--host a:2 --hostfile f --launcher local ./app", "give one of them"},
-		{"--launcher rsh --host a ./app", "want local or ssh"},
+		{"--launcher rsh --host a ./app", "want local, ssh or slurm"},
 	} {
 		_, err := parseArgs(strings.Fields(tc.args), fakeEnv, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -72,5 +72,31 @@ func TestParseArgsStdio(t *testing.T) {
 		if _, err := parseArgs(strings.Fields(tc.args), fakeEnv, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// Inside a Slurm allocation's shell, gorun takes its hosts and slots and
+// starts the agents with srun; inside a step it does not.
+func TestParseArgsSlurm(t *testing.T) {
+	env := map[string]string{"SLURM_JOB_NODELIST": "n[1-2]", "SLURM_TASKS_PER_NODE": "2(x2)", "SLURM_JOB_ID": "7"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	o, err := parseArgs([]string{"./app"}, lookup, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.job.NP != 4 || !slices.Equal(o.job.RankHosts, []string{"n1", "n1", "n2", "n2"}) {
+		t.Errorf("NP %d RankHosts %q, want 4 on n1 n1 n2 n2", o.job.NP, o.job.RankHosts)
+	}
+	if !strings.HasPrefix(o.job.LauncherExec, "srun ") || o.job.Launcher != "ssh" {
+		t.Errorf("launcher %q exec %q, want agents started with srun", o.job.Launcher, o.job.LauncherExec)
+	}
+	o, err = parseArgs([]string{"-np", "2", "--map-by", "node", "./app"}, lookup, io.Discard)
+	if err != nil || !slices.Equal(o.job.RankHosts, []string{"n1", "n2"}) {
+		t.Errorf("-np 2 --map-by node: %q, %v", o.job.RankHosts, err)
+	}
+	env["SLURM_STEP_ID"] = "0"
+	o, err = parseArgs([]string{"-np", "2", "./app"}, lookup, io.Discard)
+	if err != nil || o.job.RankHosts != nil {
+		t.Errorf("inside a step: RankHosts %q, %v; want the local start", o.job.RankHosts, err)
 	}
 }
