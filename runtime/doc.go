@@ -35,7 +35,9 @@
 //
 // Data-moving calls are generic functions that take the communicator
 // first, because methods cannot have type parameters: Send, Recv, Isend,
-// Irecv, Probe, Iprobe; Barrier (a method), Bcast, Reduce, Allreduce, Scan,
+// Irecv, Probe, Iprobe, Sendrecv, SendrecvReplace (a peer may be ProcNull,
+// which makes the call a no-op); Barrier (a method), Bcast, Reduce,
+// Allreduce, Scan,
 // Gather, Gatherv, Allgather, Scatter, Alltoall. Element types are the
 // fixed-size numbers of Elem; reductions take an Op (Sum, Prod, Min, Max,
 // Land, Lor, Band, Bor, Bxor). Communicator management is methods: Rank,

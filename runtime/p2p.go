@@ -23,6 +23,9 @@ import (
 // it before matching the message); ErrAborted and ErrClosed as for every
 // call.
 func Send[T Elem](c *Comm, buf []T, dest, tag int) error {
+	if dest == ProcNull {
+		return nil
+	}
 	if err := c.checkP2P(dest, tag, false); err != nil {
 		return c.opErr("Send", dest, err)
 	}
@@ -37,6 +40,9 @@ func Send[T Elem](c *Comm, buf []T, dest, tag int) error {
 // Isend starts sending buf to rank dest with tag and returns at once. buf
 // belongs to the request until it completes (see Request). Errors as Send.
 func Isend[T Elem](c *Comm, buf []T, dest, tag int) (*Request, error) {
+	if dest == ProcNull {
+		return nullRequest("Isend", Status{}), nil
+	}
 	if err := c.checkP2P(dest, tag, false); err != nil {
 		return nil, c.opErr("Isend", dest, err)
 	}
@@ -52,6 +58,9 @@ func Isend[T Elem](c *Comm, buf []T, dest, tag int) (*Request, error) {
 // smaller one fills the front of buf (Status.Count says how much). Errors
 // as Send.
 func Recv[T Elem](c *Comm, buf []T, src, tag int) (Status, error) {
+	if src == ProcNull {
+		return nullStatus, nil
+	}
 	if err := c.checkP2P(src, tag, true); err != nil {
 		return Status{}, c.opErr("Recv", src, err)
 	}
@@ -68,6 +77,9 @@ func Recv[T Elem](c *Comm, buf []T, src, tag int) (Status, error) {
 // Irecv starts a receive into buf and returns at once; buf belongs to the
 // request until it completes. Errors as Recv.
 func Irecv[T Elem](c *Comm, buf []T, src, tag int) (*Request, error) {
+	if src == ProcNull {
+		return nullRequest("Irecv", nullStatus), nil
+	}
 	if err := c.checkP2P(src, tag, true); err != nil {
 		return nil, c.opErr("Irecv", src, err)
 	}
@@ -79,6 +91,9 @@ func Irecv[T Elem](c *Comm, buf []T, src, tag int) (*Request, error) {
 // can be received, and returns its status without receiving it;
 // Status.Count is in elements of T (rounded down). Errors as Recv.
 func Probe[T Elem](c *Comm, src, tag int) (Status, error) {
+	if src == ProcNull {
+		return nullStatus, nil
+	}
 	if err := c.checkP2P(src, tag, true); err != nil {
 		return Status{}, c.opErr("Probe", src, err)
 	}
@@ -92,6 +107,9 @@ func Probe[T Elem](c *Comm, src, tag int) (Status, error) {
 // Iprobe is Probe without blocking: ok is false if no such message has
 // arrived yet.
 func Iprobe[T Elem](c *Comm, src, tag int) (st Status, ok bool, err error) {
+	if src == ProcNull {
+		return nullStatus, true, nil
+	}
 	if err := c.checkP2P(src, tag, true); err != nil {
 		return Status{}, false, c.opErr("Iprobe", src, err)
 	}
