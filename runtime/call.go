@@ -36,6 +36,7 @@ const (
 	callClose // the barrier of the world's Close
 	callSetup // the runtime's own collective steps (shared segment, node structure)
 	callAllocShared
+	callExscan
 	numKinds
 )
 
@@ -43,7 +44,7 @@ var kindNames = [...]string{
 	callBarrier: "Barrier", callBcast: "Bcast", callReduce: "Reduce", callAllreduce: "Allreduce",
 	callScan: "Scan", callGather: "Gather", callGatherv: "Gatherv", callAllgather: "Allgather",
 	callScatter: "Scatter", callAlltoall: "Alltoall", callSplit: "Split", callClose: "Close",
-	callSetup: "runtime setup", callAllocShared: "AllocShared",
+	callSetup: "runtime setup", callAllocShared: "AllocShared", callExscan: "Exscan",
 }
 
 func (k collKind) String() string {

@@ -37,7 +37,7 @@
 // first, because methods cannot have type parameters: Send, Recv, Isend,
 // Irecv, Probe, Iprobe, Sendrecv, SendrecvReplace (a peer may be ProcNull,
 // which makes the call a no-op); Barrier (a method), Bcast, Reduce,
-// Allreduce, Scan,
+// Allreduce, Scan, Exscan,
 // Gather, Gatherv, Allgather, Scatter, Alltoall. Element types are the
 // fixed-size numbers of Elem; reductions take an Op (Sum, Prod, Min, Max,
 // Land, Lor, Band, Bor, Bxor). Communicator management is methods: Rank,

@@ -331,3 +331,43 @@ func Scan[T Elem](c *Comm, send, recv []T, op Op) error {
 	}
 	return c.opErr("Scan", NoPeer, k.end(nil))
 }
+
+// Exscan leaves in recv of rank r the combination with op of send of ranks
+// 0..r-1 (an exclusive prefix reduction, MPI_Exscan); rank 0's recv is left
+// as it was. recv must have len(send) elements and may be send itself.
+//
+// Exscan is collective over c and blocking; every rank passes the same op
+// and len(send). It uses recursive doubling, as Scan. Errors as Scan.
+func Exscan[T Elem](c *Comm, send, recv []T, op Op) error {
+	f, local := elementwise(c, send, recv, op)
+	if c == nil {
+		return (*Comm)(nil).opErr("Exscan", NoPeer, local)
+	}
+	var k coll
+	if err := c.enterStrict(&k, "Exscan", countedCall(callExscan, op, len(send), sizeOf[T]()), local); err != nil {
+		return c.opErr("Exscan", NoPeer, err)
+	}
+	n, r := c.size, c.rank
+	partial := append([]T(nil), send...)
+	tmp := make([]T, len(send))
+	have := false // recv holds a lower rank's contribution
+	for mask := 1; mask < n; mask <<= 1 {
+		peer := r ^ mask
+		if peer >= n {
+			continue
+		}
+		if err := k.sendrecv(peer, asBytes(partial), peer, asBytes(tmp)); err != nil {
+			return c.opErr("Exscan", NoPeer, err)
+		}
+		f(partial, tmp)
+		if peer < r {
+			if have {
+				f(recv, tmp)
+			} else {
+				copy(recv, tmp)
+				have = true
+			}
+		}
+	}
+	return c.opErr("Exscan", NoPeer, k.end(nil))
+}

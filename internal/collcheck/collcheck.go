@@ -86,7 +86,8 @@ type OpCase[T runtime.Elem] struct {
 }
 
 // Reductions checks Allreduce (out of place, in place, and bit-identical on
-// every rank), Reduce to a middle root, and Scan, for one op and length.
+// every rank), Reduce to a middle root, Scan and Exscan, for one op and
+// length.
 func Reductions[T runtime.Elem](c *runtime.Comm, seed uint64, m int, gen func(*rand.Rand) T, oc OpCase[T]) error {
 	n, r := c.Size(), c.Rank()
 	in := Input(seed, r, m, gen)
@@ -131,6 +132,18 @@ func Reductions[T runtime.Elem](c *runtime.Comm, seed uint64, m int, gen func(*r
 	}
 	if err := Equal(sc, Naive(seed, 0, r+1, m, gen, oc.F), oc.Tol); err != nil {
 		return fmt.Errorf("Scan %v len %d: %w", oc.Op, m, err)
+	}
+	// Exscan in place: rank 0's buffer stays as it was.
+	ex := append([]T(nil), in...)
+	if err := runtime.Exscan(c, ex, ex, oc.Op); err != nil {
+		return err
+	}
+	want := in
+	if r > 0 {
+		want = Naive(seed, 0, r, m, gen, oc.F)
+	}
+	if err := Equal(ex, want, oc.Tol); err != nil {
+		return fmt.Errorf("Exscan %v len %d: %w", oc.Op, m, err)
 	}
 	return nil
 }
