@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync/atomic"
 )
@@ -129,6 +130,21 @@ func (c *Comm) Node(r int) int {
 		return -1
 	}
 	return c.w.nodeIdx[c.group[r]]
+}
+
+// NodeName returns the name of the host rank r of c runs on, as that rank
+// reported it (MPI_Get_processor_name, for any rank), or "" if r is out of
+// range. Emulated nodes (gorun --nodes) share their host's name; use Node
+// to tell nodes apart. NodeName is local.
+func (c *Comm) NodeName(r int) string {
+	if r < 0 || r >= c.Size() {
+		return ""
+	}
+	if c == nil || c.w.hosts == nil || c.w.hosts[c.group[r]] == "" {
+		h, _ := os.Hostname()
+		return h
+	}
+	return c.w.hosts[c.group[r]]
 }
 
 func (c *Comm) usable() error {

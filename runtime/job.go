@@ -93,7 +93,7 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env, client launc
 		return nil, fmt.Errorf("exchanging addresses: %w", err)
 	}
 	tcpAddrs, shmAddrs := make([]string, env.Size), make([]string, env.Size)
-	nodes := make([]string, env.Size)
+	nodes, hosts := make([]string, env.Size), make([]string, env.Size)
 	for i, b := range all {
 		var p peerInfo
 		if err = json.Unmarshal(b, &p); err != nil {
@@ -102,7 +102,7 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env, client launc
 		if p.Arch != goruntime.GOARCH {
 			return nil, fmt.Errorf("rank %d runs on %s and rank %d on %s; all ranks must share one architecture", i, p.Arch, env.Rank, goruntime.GOARCH)
 		}
-		nodes[i] = p.Node
+		nodes[i], hosts[i] = p.Node, p.Host
 		switch {
 		case i == env.Rank:
 		case p.Node == env.Node && p.Shm != "" && me.Shm != "":
@@ -118,6 +118,7 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env, client launc
 		}
 	}
 	w.setNodes(nodes)
+	w.hosts = hosts
 	if sr != nil {
 		eps, err := sr.Connect(ctx, shmAddrs, w)
 		if err != nil {

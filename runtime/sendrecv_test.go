@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"errors"
+	"os"
 	"slices"
 	"testing"
 
@@ -106,4 +107,20 @@ func TestProcNullRequests(t *testing.T) {
 			t.Errorf("Send to rank -7: %v", err)
 		}
 	})
+}
+
+func TestNodeName(t *testing.T) {
+	host, _ := os.Hostname()
+	ranktest.Run(t, 2, func(t testing.TB, c *runtime.Comm) {
+		if got := c.NodeName(1 - c.Rank()); got != host {
+			t.Errorf("NodeName of the other rank %q, want %q", got, host)
+		}
+		if c.NodeName(2) != "" || c.NodeName(-1) != "" {
+			t.Error("NodeName out of range is not empty")
+		}
+	})
+	var serial *runtime.Comm
+	if serial.NodeName(0) != host {
+		t.Errorf("NodeName on the serial communicator %q", serial.NodeName(0))
+	}
 }

@@ -21,6 +21,7 @@ type world struct {
 	rank, size int
 	nodes      []string // node identity of each world rank
 	nodeIdx    []int    // each world rank's node, numbered in order of first appearance
+	hosts      []string // each world rank's host name, as it reported it; nil: this host
 	eps        []transport.Endpoint
 	eager      int // eager limit in bytes
 	timeout    time.Duration
