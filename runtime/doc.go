@@ -33,6 +33,9 @@
 //
 // # Calls
 //
+// Requests complete with Wait, Test, Waitall, Waitany, Waitsome, Testany
+// and Testall.
+//
 // Data-moving calls are generic functions that take the communicator
 // first, because methods cannot have type parameters: Send, Recv, Isend,
 // Irecv, Probe, Iprobe, Sendrecv, SendrecvReplace (a peer may be ProcNull,
@@ -40,7 +43,7 @@
 // Allreduce, Scan, Exscan,
 // Gather, Gatherv, Allgather, Scatter, Alltoall. Element types are the
 // fixed-size numbers of Elem; reductions take an Op (Sum, Prod, Min, Max,
-// Land, Lor, Band, Bor, Bxor). Communicator management is methods: Rank,
+// Land, Lor, Lxor, Band, Bor, Bxor). Communicator management is methods: Rank,
 // Size, Dup, Split, SplitShared, Abort, Close.
 //
 // Every call's documentation says, in this order: whether it is

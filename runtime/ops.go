@@ -11,8 +11,8 @@ import (
 type Op uint8
 
 // The reduction operations. Sum and Prod apply to every Elem; Min and Max to
-// integers and floats; Land, Lor (logical: nonzero is true, the result is 0
-// or 1), Band, Bor and Bxor (bitwise) to integers.
+// integers and floats; Land, Lor, Lxor (logical: nonzero is true, the
+// result is 0 or 1), Band, Bor and Bxor (bitwise) to integers.
 const (
 	Sum Op = iota + 1
 	Prod
@@ -28,12 +28,15 @@ const (
 	// atomic read, with GetAccumulate). Collectives refuse them.
 	Replace
 	NoOp
+	// Lxor is logical exclusive or, a reduction like Lor (after NoOp so
+	// that the values above stay as they were).
+	Lxor
 )
 
-var opNames = [...]string{Sum: "Sum", Prod: "Prod", Min: "Min", Max: "Max", Land: "Land", Lor: "Lor", Band: "Band", Bor: "Bor", Bxor: "Bxor", Replace: "Replace", NoOp: "NoOp"}
+var opNames = [...]string{Sum: "Sum", Prod: "Prod", Min: "Min", Max: "Max", Land: "Land", Lor: "Lor", Band: "Band", Bor: "Bor", Bxor: "Bxor", Replace: "Replace", NoOp: "NoOp", Lxor: "Lxor"}
 
 func (o Op) String() string {
-	if o >= Sum && o <= NoOp {
+	if o >= Sum && o <= Lxor {
 		return opNames[o]
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
@@ -132,6 +135,12 @@ func intKernel[B integer](op Op) (func(dst, src []B), bool) {
 				d[i] = boolTo[B](d[i] != 0 || s[i] != 0)
 			}
 		}, true
+	case Lxor:
+		return func(d, s []B) {
+			for i := range d {
+				d[i] = boolTo[B]((d[i] != 0) != (s[i] != 0))
+			}
+		}, true
 	case Band:
 		return func(d, s []B) {
 			for i := range d {
@@ -220,7 +229,7 @@ func checkOp[T Elem](op Op) (func(dst, src []T), error) {
 	if op == Replace || op == NoOp {
 		return nil, errInvalid(fmt.Sprintf("op %v is for one-sided accumulates, not collectives", op))
 	}
-	if op < Sum || op > Bxor {
+	if (op < Sum || op > Bxor) && op != Lxor {
 		return nil, errInvalid(fmt.Sprintf("op %v is not a reduction operation", op))
 	}
 	key := kernelKey{reflect.TypeFor[T](), op}

@@ -277,6 +277,13 @@ func lor[T int64 | int32](a, b T) T {
 	return 0
 }
 
+func lxor[T int64 | int32](a, b T) T {
+	if (a != 0) != (b != 0) {
+		return 1
+	}
+	return 0
+}
+
 // The op cases per type.
 var (
 	Int64Ops = []OpCase[int64]{
@@ -296,6 +303,7 @@ var (
 		{runtime.Bxor, func(a, b int32) int32 { return a ^ b }, 0},
 		{runtime.Band, func(a, b int32) int32 { return a & b }, 0},
 		{runtime.Lor, lor[int32], 0},
+		{runtime.Lxor, lxor[int32], 0},
 		{runtime.Min, func(a, b int32) int32 { return min(a, b) }, 0},
 	}
 	Complex128Ops = []OpCase[complex128]{
