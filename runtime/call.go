@@ -37,6 +37,9 @@ const (
 	callSetup // the runtime's own collective steps (shared segment, node structure)
 	callAllocShared
 	callExscan
+	callAllgatherv
+	callScatterv
+	callAlltoallv
 	numKinds
 )
 
@@ -45,6 +48,7 @@ var kindNames = [...]string{
 	callScan: "Scan", callGather: "Gather", callGatherv: "Gatherv", callAllgather: "Allgather",
 	callScatter: "Scatter", callAlltoall: "Alltoall", callSplit: "Split", callClose: "Close",
 	callSetup: "runtime setup", callAllocShared: "AllocShared", callExscan: "Exscan",
+	callAllgatherv: "Allgatherv", callScatterv: "Scatterv", callAlltoallv: "Alltoallv",
 }
 
 func (k collKind) String() string {

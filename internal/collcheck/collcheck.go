@@ -249,6 +249,9 @@ func All(c *runtime.Comm, seed uint64, lengths []int) error {
 		if err := Movement(c, s, m); err != nil {
 			return err
 		}
+		if err := Varied(c, s); err != nil {
+			return err
+		}
 		for _, oc := range Int64Ops {
 			if err := Reductions(c, s, m, GenInt64, oc); err != nil {
 				return err
@@ -257,6 +260,103 @@ func All(c *runtime.Comm, seed uint64, lengths []int) error {
 		for _, oc := range Float64Ops {
 			if err := Reductions(c, s, m, GenFloat64, oc); err != nil {
 				return err
+			}
+		}
+	}
+	return nil
+}
+
+// layout returns n random counts and displacements with gaps, and the
+// total size they need.
+func layout(rng *rand.Rand, n int) (counts, displs []int, size int) {
+	counts, displs = make([]int, n), make([]int, n)
+	for i := range n {
+		counts[i] = rng.IntN(5) // 0..4
+		displs[i] = size + rng.IntN(3)
+		size = displs[i] + counts[i]
+	}
+	return counts, displs, size + rng.IntN(2)
+}
+
+func val(from, to, i int) int64 { return int64(from*10000 + to*100 + i) }
+
+// Varied checks Allgatherv, Scatterv (from a root the seed picks) and
+// Alltoallv against what every rank can compute, with counts and
+// displacements drawn from seed: gaps between blocks, empty blocks.
+func Varied(c *runtime.Comm, seed uint64) error {
+	n, me := c.Size(), c.Rank()
+	// Every rank draws the same layouts from the seed.
+	rng := rand.New(rand.NewPCG(seed, 1))
+	counts, displs, size := layout(rng, n)
+
+	// Allgatherv: rank i contributes counts[i] values val(i, 0, k).
+	send := make([]int64, counts[me])
+	for k := range send {
+		send[k] = val(me, 0, k)
+	}
+	recv := make([]int64, size)
+	if err := runtime.Allgatherv(c, send, recv, counts, displs); err != nil {
+		return err
+	}
+	for i := range n {
+		for k := range counts[i] {
+			if recv[displs[i]+k] != val(i, 0, k) {
+				return fmt.Errorf("Allgatherv: block %d[%d] = %d", i, k, recv[displs[i]+k])
+			}
+		}
+	}
+
+	// Scatterv from a root chosen by the seed.
+	root := int(seed) % n
+	var all []int64
+	if me == root {
+		all = make([]int64, size)
+		for i := range n {
+			for k := range counts[i] {
+				all[displs[i]+k] = val(root, i, k)
+			}
+		}
+	}
+	mine := make([]int64, counts[me])
+	if err := runtime.Scatterv(c, all, counts, displs, mine, root); err != nil {
+		return err
+	}
+	for k, v := range mine {
+		if v != val(root, me, k) {
+			return fmt.Errorf("Scatterv: [%d] = %d", k, v)
+		}
+	}
+
+	// Alltoallv: pair (i, j) moves cnt(i, j) values; everyone knows cnt.
+	cnt := make([][]int, n)
+	for i := range n {
+		cnt[i] = make([]int, n)
+		for j := range n {
+			cnt[i][j] = rng.IntN(4)
+		}
+	}
+	sc, sd := make([]int, n), make([]int, n)
+	rc, rd := make([]int, n), make([]int, n)
+	ssize, rsize := 0, 0
+	for j := range n {
+		sc[j], sd[j] = cnt[me][j], ssize
+		ssize += sc[j] + 1 // a gap after each block
+		rc[j], rd[j] = cnt[j][me], rsize
+		rsize += rc[j]
+	}
+	sbuf, rbuf := make([]int64, ssize), make([]int64, rsize)
+	for j := range n {
+		for k := range sc[j] {
+			sbuf[sd[j]+k] = val(me, j, k)
+		}
+	}
+	if err := runtime.Alltoallv(c, sbuf, sc, sd, rbuf, rc, rd); err != nil {
+		return err
+	}
+	for j := range n {
+		for k := range rc[j] {
+			if rbuf[rd[j]+k] != val(j, me, k) {
+				return fmt.Errorf("Alltoallv: from %d [%d] = %d", j, k, rbuf[rd[j]+k])
 			}
 		}
 	}

@@ -1,0 +1,156 @@
+package runtime
+
+import "fmt"
+
+// The v-collectives: a count (and displacement) per rank.
+
+// checkBlocks checks that n blocks of counts at displs fit buf (of size
+// elements); what names the buffer in the error.
+func checkBlocks(what string, n, size int, counts, displs []int) error {
+	if len(counts) != n || len(displs) != n {
+		return errInvalid(fmt.Sprintf("%s: counts has %d entries and displs %d, want Size() = %d", what, len(counts), len(displs), n))
+	}
+	for i := range n {
+		if counts[i] < 0 || displs[i] < 0 || displs[i]+counts[i] > size {
+			return errInvalid(fmt.Sprintf("%s: block %d (displs %d, counts %d) does not fit its %d elements", what, i, displs[i], counts[i], size))
+		}
+	}
+	return nil
+}
+
+// Allgatherv is Allgather with a count per rank (MPI_Allgatherv): rank i
+// sends counts[i] elements, which land at recv[displs[i]:] on every rank.
+// Every rank passes the same counts and displs.
+//
+// Allgatherv is collective over c and blocking. It uses a ring. Errors:
+// ErrInvalid for counts or displacements that do not fit recv, or a send
+// whose length is not counts[Rank()] — on a one-node communicator returned
+// by every rank, otherwise the cause of ErrAborted on every rank; counts
+// that differ between ranks abort the world with a cause naming the sizes;
+// ErrAborted, ErrClosed.
+func Allgatherv[T Elem](c *Comm, send, recv []T, counts, displs []int) error {
+	local := checkBlocks("recv", c.Size(), len(recv), counts, displs)
+	if local == nil && len(send) != counts[c.Rank()] {
+		local = errInvalid(fmt.Sprintf("send has %d elements but counts[%d] = %d", len(send), c.Rank(), counts[c.Rank()]))
+	}
+	if c == nil {
+		if local == nil {
+			copy(recv[displs[0]:], send)
+		}
+		return (*Comm)(nil).opErr("Allgatherv", NoPeer, local)
+	}
+	var k coll
+	if err := c.enterStrict(&k, "Allgatherv", countedCall(callAllgatherv, 0, -1, sizeOf[T]()), local); err != nil {
+		return c.opErr("Allgatherv", NoPeer, err)
+	}
+	n, r := c.size, c.rank
+	copy(recv[displs[r]:], send)
+	block := func(i int) []byte {
+		i = ((i % n) + n) % n
+		return asBytes(recv[displs[i] : displs[i]+counts[i]])
+	}
+	next, prev := (r+1)%n, (r-1+n)%n
+	var err error
+	for s := 0; s < n-1 && err == nil; s++ {
+		err = k.sendrecv(next, block(r-s), prev, block(r-s-1))
+	}
+	return c.opErr("Allgatherv", NoPeer, k.end(err))
+}
+
+// Scatterv is Scatter with a count per rank (MPI_Scatterv): rank i receives
+// counts[i] elements from send[displs[i]:] of rank root, into recv, which
+// must have exactly counts[i] elements. send, counts and displs are only
+// used at root.
+//
+// Scatterv is collective over c and blocking. Errors: ErrInvalid for a root
+// out of range or counts and displacements that do not fit send at root — on
+// a one-node communicator returned by every rank, otherwise the cause of
+// ErrAborted on every rank; a recv whose length is not its count aborts the
+// world with a cause naming the sizes; ErrAborted, ErrClosed.
+func Scatterv[T Elem](c *Comm, send []T, counts, displs []int, recv []T, root int) error {
+	if c == nil {
+		err := checkSerialRoot(root)
+		if err == nil {
+			err = checkBlocks("send", 1, len(send), counts, displs)
+		}
+		if err == nil && counts[0] != len(recv) {
+			err = errInvalid(fmt.Sprintf("recv has %d elements but counts[0] = %d", len(recv), counts[0]))
+		}
+		if err == nil {
+			copy(recv, send[displs[0]:displs[0]+counts[0]])
+		}
+		return (*Comm)(nil).opErr("Scatterv", root, err)
+	}
+	local := c.checkRoot(root)
+	if local == nil && c.rank == root {
+		local = checkBlocks("send", c.size, len(send), counts, displs)
+		if local == nil && counts[root] != len(recv) {
+			local = errInvalid(fmt.Sprintf("recv has %d elements but counts[%d] = %d", len(recv), root, counts[root]))
+		}
+	}
+	var k coll
+	if err := c.enterStrict(&k, "Scatterv", rootedCall(callScatterv, root, -1, sizeOf[T]()), local); err != nil {
+		return c.opErr("Scatterv", root, err)
+	}
+	if c.rank != root {
+		return c.opErr("Scatterv", root, k.end(k.recv(root, asBytes(recv))))
+	}
+	reqs := make([]*Request, 0, c.size)
+	var err error
+	for i := range c.size {
+		if i == root {
+			continue
+		}
+		var r *Request
+		if r, err = k.isend(i, asBytes(send[displs[i]:displs[i]+counts[i]])); err != nil {
+			break
+		}
+		reqs = append(reqs, r)
+	}
+	copy(recv, send[displs[root]:displs[root]+counts[root]])
+	if werr := Waitall(reqs...); err == nil {
+		err = werr
+	}
+	return c.opErr("Scatterv", root, k.end(err))
+}
+
+// Alltoallv is Alltoall with a count per pair (MPI_Alltoallv): rank r sends
+// sendcounts[i] elements from send[sdispls[i]:] to rank i, and receives
+// recvcounts[i] elements from rank i into recv[rdispls[i]:]. What rank r
+// sends to rank i must be what rank i expects from r.
+//
+// Alltoallv is collective over c and blocking. It exchanges with one peer
+// per step (pairwise). Errors: ErrInvalid for counts or displacements that
+// do not fit send or recv — on a one-node communicator returned by every
+// rank, otherwise the cause of ErrAborted on every rank; a pair whose counts
+// disagree aborts the world with a cause naming the sizes; ErrAborted,
+// ErrClosed.
+func Alltoallv[T Elem](c *Comm, send []T, sendcounts, sdispls []int, recv []T, recvcounts, rdispls []int) error {
+	local := checkBlocks("send", c.Size(), len(send), sendcounts, sdispls)
+	if local == nil {
+		local = checkBlocks("recv", c.Size(), len(recv), recvcounts, rdispls)
+	}
+	me := c.Rank()
+	if local == nil && sendcounts[me] != recvcounts[me] {
+		local = errInvalid(fmt.Sprintf("sendcounts[%d] = %d but recvcounts[%d] = %d", me, sendcounts[me], me, recvcounts[me]))
+	}
+	if c == nil {
+		if local == nil {
+			copy(recv[rdispls[0]:rdispls[0]+recvcounts[0]], send[sdispls[0]:sdispls[0]+sendcounts[0]])
+		}
+		return (*Comm)(nil).opErr("Alltoallv", NoPeer, local)
+	}
+	var k coll
+	if err := c.enterStrict(&k, "Alltoallv", countedCall(callAlltoallv, 0, -1, sizeOf[T]()), local); err != nil {
+		return c.opErr("Alltoallv", NoPeer, err)
+	}
+	n := c.size
+	copy(recv[rdispls[me]:rdispls[me]+recvcounts[me]], send[sdispls[me]:sdispls[me]+sendcounts[me]])
+	var err error
+	for s := 1; s < n && err == nil; s++ {
+		to, from := (me+s)%n, (me-s+n)%n
+		err = k.sendrecv(to, asBytes(send[sdispls[to]:sdispls[to]+sendcounts[to]]),
+			from, asBytes(recv[rdispls[from]:rdispls[from]+recvcounts[from]]))
+	}
+	return c.opErr("Alltoallv", NoPeer, k.end(err))
+}
