@@ -40,6 +40,7 @@ const (
 	callAllgatherv
 	callScatterv
 	callAlltoallv
+	callReduceScatter
 	numKinds
 )
 
@@ -49,6 +50,7 @@ var kindNames = [...]string{
 	callScatter: "Scatter", callAlltoall: "Alltoall", callSplit: "Split", callClose: "Close",
 	callSetup: "runtime setup", callAllocShared: "AllocShared", callExscan: "Exscan",
 	callAllgatherv: "Allgatherv", callScatterv: "Scatterv", callAlltoallv: "Alltoallv",
+	callReduceScatter: "ReduceScatter",
 }
 
 func (k collKind) String() string {

@@ -40,11 +40,11 @@
 // first, because methods cannot have type parameters: Send, Recv, Isend,
 // Irecv, Probe, Iprobe, Sendrecv, SendrecvReplace (a peer may be ProcNull,
 // which makes the call a no-op); Barrier (a method), Bcast, Reduce,
-// Allreduce, Scan, Exscan,
-// Gather, Gatherv, Allgather, Allgatherv, Scatter, Scatterv, Alltoall,
-// Alltoallv. Element types are the
-// fixed-size numbers of Elem; reductions take an Op (Sum, Prod, Min, Max,
-// Land, Lor, Lxor, Band, Bor, Bxor). Communicator management is methods: Rank,
+// Allreduce, Scan, Exscan, ReduceScatter, ReduceScatterBlock, Gather,
+// Gatherv, Allgather, Allgatherv, Scatter, Scatterv, Alltoall, Alltoallv.
+// Element types are the fixed-size numbers of Elem; reductions take an Op
+// (Sum, Prod, Min, Max, Land, Lor, Lxor, Band, Bor, Bxor). Communicator
+// management is methods: Rank,
 // Size, Dup, Split, SplitShared, Abort, Close.
 //
 // Every call's documentation says, in this order: whether it is

@@ -154,3 +154,69 @@ func Alltoallv[T Elem](c *Comm, send []T, sendcounts, sdispls []int, recv []T, r
 	}
 	return c.opErr("Alltoallv", NoPeer, k.end(err))
 }
+
+// ReduceScatter combines send of every rank element-wise with op and
+// leaves block i of the result, counts[i] elements, in recv of rank i
+// (MPI_Reduce_scatter): send has sum(counts) elements, the blocks in rank
+// order, and recv exactly counts[Rank()]. Every rank passes the same op and
+// counts.
+//
+// ReduceScatter is collective over c and blocking. Each rank sends block j
+// to rank j and combines the blocks it receives (pairwise, in rank order,
+// so every rank's result is combined in the same order). Errors:
+// ErrInvalid for an op not defined for T, or a send or recv whose length
+// the counts do not give — on a one-node communicator returned by every
+// rank, otherwise the cause of ErrAborted on every rank; counts that differ
+// between ranks abort the world with a cause naming the sizes; ErrAborted,
+// ErrClosed.
+func ReduceScatter[T Elem](c *Comm, send, recv []T, counts []int, op Op) error {
+	f, local := commKernel[T](c, op)
+	n, me := c.Size(), c.Rank()
+	displs := make([]int, len(counts))
+	total := 0
+	for i, k := range counts {
+		displs[i] = total
+		total += max(k, 0)
+	}
+	if local == nil {
+		local = checkBlocks("send", n, len(send), counts, displs)
+	}
+	if local == nil && (len(send) != total || len(recv) != counts[me]) {
+		local = errInvalid(fmt.Sprintf("send has %d elements and recv %d; counts give %d and counts[%d] = %d", len(send), len(recv), total, me, counts[me]))
+	}
+	if c == nil {
+		if local == nil {
+			copy(recv, send)
+		}
+		return (*Comm)(nil).opErr("ReduceScatter", NoPeer, local)
+	}
+	var k coll
+	if err := c.enterStrict(&k, "ReduceScatter", countedCall(callReduceScatter, op, -1, sizeOf[T]()), local); err != nil {
+		return c.opErr("ReduceScatter", NoPeer, err)
+	}
+	m := counts[me]
+	got := make([]T, n*m) // the block of every rank, in rank order
+	copy(got[me*m:], send[displs[me]:displs[me]+m])
+	var err error
+	for s := 1; s < n && err == nil; s++ {
+		to, from := (me+s)%n, (me-s+n)%n
+		err = k.sendrecv(to, asBytes(send[displs[to]:displs[to]+counts[to]]), from, asBytes(got[from*m:(from+1)*m]))
+	}
+	if err == nil {
+		copy(recv, got[:m])
+		for i := 1; i < n; i++ {
+			f(recv, got[i*m:(i+1)*m])
+		}
+	}
+	return c.opErr("ReduceScatter", NoPeer, k.end(err))
+}
+
+// ReduceScatterBlock is ReduceScatter with every block of len(recv)
+// elements (MPI_Reduce_scatter_block): send has Size()·len(recv).
+func ReduceScatterBlock[T Elem](c *Comm, send, recv []T, op Op) error {
+	counts := make([]int, c.Size())
+	for i := range counts {
+		counts[i] = len(recv)
+	}
+	return ReduceScatter(c, send, recv, counts, op)
+}

@@ -66,3 +66,66 @@ func trimRank(err error) string {
 	_, cause, _ := strings.Cut(err.Error(), "invalid argument:")
 	return cause
 }
+
+func TestReduceScatter(t *testing.T) {
+	for _, sc := range sendrecvConfigs {
+		for _, np := range []int{1, 3, 4} {
+			if np < sc.cfg.LocalNodes {
+				continue
+			}
+			t.Run(fmt.Sprint(sc.name, "/np", np), func(t *testing.T) {
+				cfg := ranktest.Config{Runtime: sc.cfg}
+				cfg.Run(t, np, func(t testing.TB, c *runtime.Comm) {
+					n, me := c.Size(), c.Rank()
+					v := func(from, to, i int) int64 { return int64(from*1000 + to*10 + i) }
+					counts := make([]int, n)
+					for i := range counts {
+						counts[i] = i % 3 // 0, 1, 2, 0: empty blocks too
+					}
+					var send []int64
+					for j := range n {
+						for i := range counts[j] {
+							send = append(send, v(me, j, i))
+						}
+					}
+					for _, op := range []runtime.Op{runtime.Sum, runtime.Max} {
+						recv := make([]int64, counts[me])
+						if err := runtime.ReduceScatter(c, send, recv, counts, op); err != nil {
+							t.Fatal(err)
+						}
+						for i := range recv {
+							want := v(0, me, i)
+							for r := 1; r < n; r++ {
+								if op == runtime.Sum {
+									want += v(r, me, i)
+								} else {
+									want = max(want, v(r, me, i))
+								}
+							}
+							if recv[i] != want {
+								t.Errorf("rank %d %v: recv[%d] = %d, want %d", me, op, i, recv[i], want)
+							}
+						}
+					}
+					blk := make([]float64, 2)
+					in := make([]float64, 2*n)
+					for i := range in {
+						in[i] = float64(me + i)
+					}
+					if err := runtime.ReduceScatterBlock(c, in, blk, runtime.Sum); err != nil {
+						t.Fatal(err)
+					}
+					for i := range blk {
+						want := 0.0
+						for r := range n {
+							want += float64(r + 2*me + i)
+						}
+						if blk[i] != want {
+							t.Errorf("rank %d: block[%d] = %v, want %v", me, i, blk[i], want)
+						}
+					}
+				})
+			})
+		}
+	}
+}
