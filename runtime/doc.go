@@ -44,8 +44,8 @@
 // Gatherv, Allgather, Allgatherv, Scatter, Scatterv, Alltoall, Alltoallv.
 // Element types are the fixed-size numbers of Elem; reductions take an Op
 // (Sum, Prod, Min, Max, Land, Lor, Lxor, Band, Bor, Bxor). Communicator
-// management is methods: Rank,
-// Size, Dup, Split, SplitShared, Abort, Close.
+// management is methods: Rank, Size, Node, NodeName, Dup, Split,
+// SplitShared, Abort, Close.
 //
 // Every call's documentation says, in this order: whether it is
 // collective, whether it blocks, who owns the buffers and until when, and
