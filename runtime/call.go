@@ -41,6 +41,7 @@ const (
 	callScatterv
 	callAlltoallv
 	callReduceScatter
+	callCart
 	numKinds
 )
 
@@ -50,7 +51,7 @@ var kindNames = [...]string{
 	callScatter: "Scatter", callAlltoall: "Alltoall", callSplit: "Split", callClose: "Close",
 	callSetup: "runtime setup", callAllocShared: "AllocShared", callExscan: "Exscan",
 	callAllgatherv: "Allgatherv", callScatterv: "Scatterv", callAlltoallv: "Alltoallv",
-	callReduceScatter: "ReduceScatter",
+	callReduceScatter: "ReduceScatter", callCart: "Cart",
 }
 
 func (k collKind) String() string {

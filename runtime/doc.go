@@ -45,7 +45,8 @@
 // Element types are the fixed-size numbers of Elem; reductions take an Op
 // (Sum, Prod, Min, Max, Land, Lor, Lxor, Band, Bor, Bxor). Communicator
 // management is methods: Rank, Size, Node, NodeName, Dup, Split,
-// SplitShared, Abort, Close.
+// SplitShared, Cart (a Cartesian grid: Coords, RankOf, Shift, Sub; and
+// DimsCreate), Abort, Close.
 //
 // Every call's documentation says, in this order: whether it is
 // collective, whether it blocks, who owns the buffers and until when, and
