@@ -162,7 +162,13 @@ func IsLocalHost(name string) bool {
 		return true
 	}
 	me, err := os.Hostname()
-	return err == nil && name == me
+	if err != nil {
+		return false
+	}
+	// Slurm and hostfiles often give the short name of a host whose
+	// hostname is fully qualified, or the other way round.
+	short := func(h string) string { h, _, _ = strings.Cut(h, "."); return h }
+	return name == me || short(name) == short(me) && (!strings.Contains(name, ".") || !strings.Contains(me, "."))
 }
 
 func (j *Job) validate() error {

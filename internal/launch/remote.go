@@ -208,7 +208,7 @@ func (a *agents) close() {
 	for i, c := range a.cmds {
 		select {
 		case <-a.ended[i]:
-		case <-time.After(agentHandshake):
+		case <-time.After(time.Second): // a lost host's ssh may wait minutes for its own timeouts
 			c.Process.Kill()
 			<-a.ended[i]
 		}

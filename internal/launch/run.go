@@ -67,12 +67,16 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	exited := make(chan int, j.NP)
 	ccfg := bootstrap.CoordConfig{Size: j.NP, Secret: secret, Logger: log}
 	var remote *agents
+	parent := os.Environ()
 	if hs := j.remoteHosts(); len(hs) > 0 {
 		if remote, err = startAgents(j, hs, secret, out, log, exited); err != nil {
 			return nil, err
 		}
 		defer remote.close()
 		ccfg.Listener = remote.coord
+		// The other hosts' ranks reach this host's where its agents reach gorun, not on
+		// loopback (a GORUN_BIND of gorun's environment or -x still decides).
+		parent = mergeEnv([]string{bootstrap.EnvBind + "=" + addrToward(hs[0])}, parent)
 	}
 	coord, err := bootstrap.NewCoordinator(ccfg)
 	if err != nil {
@@ -93,7 +97,7 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	if s.grace == 0 {
 		s.grace = DefaultGrace
 	}
-	envs := j.rankEnvs(os.Environ(), jobID, host, coord.Addr(), secret)
+	envs := j.rankEnvs(parent, jobID, host, coord.Addr(), secret)
 	cpus, err := j.cpuPlan()
 	if err != nil {
 		return nil, err
