@@ -76,8 +76,8 @@ const agentHandshake = 20 * time.Second
 // keepalive turns a dead host into a lost session within seconds.
 func yamuxConfig() *yamux.Config {
 	c := yamux.DefaultConfig()
-	c.KeepAliveInterval = 2 * time.Second
-	c.ConnectionWriteTimeout = 5 * time.Second // a silent peer is lost within about 7 s
+	c.KeepAliveInterval = time.Second
+	c.ConnectionWriteTimeout = 3 * time.Second // a silent peer is lost within about 4 s
 	c.LogOutput = io.Discard
 	return c
 }

@@ -135,22 +135,50 @@ func startAgents(j *Job, hosts []string, secret []byte, out *output, log *slog.L
 // not connect, no gorun there) fails the start at once, with its output
 // already on gorun's stderr.
 func (a *agents) accept(hosts []string, exited chan<- int) error {
-	conns := make(chan net.Conn)
+	// Each connection proves the secret in its own goroutine: a stranger
+	// that stays silent holds nobody up. Unfinished handshakes are cut off
+	// once every agent is in.
+	type authed struct {
+		c  net.Conn
+		id uint32
+	}
+	conns := make(chan authed)
+	stop := make(chan struct{})
 	go func() {
-		defer close(conns)
 		for {
 			c, err := a.ln.Accept()
 			if err != nil {
 				return
 			}
-			conns <- c
+			go func() {
+				hs := make(chan struct{})
+				go func() {
+					select {
+					case <-stop:
+						c.SetDeadline(time.Now())
+					case <-hs:
+					}
+				}()
+				c.SetDeadline(time.Now().Add(agentHandshake))
+				id, err := auth.Accept(c, a.secret, authPurpose, auth.Any)
+				close(hs)
+				c.SetDeadline(time.Time{})
+				if err != nil {
+					a.log.Warn("launch: refused a connection on the agent port", "from", c.RemoteAddr(), "err", err)
+					c.Close()
+					return
+				}
+				select {
+				case conns <- authed{c, id}:
+				case <-stop:
+					c.Close()
+				}
+			}()
 		}
 	}()
 	defer func() {
 		a.ln.Close()
-		for c := range conns {
-			c.Close()
-		}
+		close(stop)
 	}()
 	timeout := time.NewTimer(agentHandshake)
 	defer timeout.Stop()
@@ -164,22 +192,19 @@ func (a *agents) accept(hosts []string, exited chan<- int) error {
 		return strings.Join(m, ", ")
 	}
 	for len(a.byHost) < len(hosts) {
-		var c net.Conn
+		var in authed
 		select {
-		case c = <-conns:
+		case in = <-conns:
 		case why := <-a.died:
 			return fmt.Errorf("launch: %s", why)
 		case <-timeout.C:
 			return fmt.Errorf("launch: no agent connected from %s within %v", missing(), agentHandshake)
 		}
-		c.SetDeadline(time.Now().Add(agentHandshake))
-		id, err := auth.Accept(c, a.secret, authPurpose, auth.Any)
-		if err != nil || int(id) >= len(hosts) || a.byHost[hosts[id]] != nil {
-			a.log.Warn("launch: refused a connection on the agent port", "from", c.RemoteAddr(), "err", err)
+		c, id := in.c, in.id
+		if int(id) >= len(hosts) || a.byHost[hosts[id]] != nil {
 			c.Close()
 			continue
 		}
-		c.SetDeadline(time.Time{})
 		sess, err := yamux.Server(c, yamuxConfig())
 		if err != nil {
 			c.Close()
