@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -113,6 +114,35 @@ func TestMultihost(t *testing.T) {
 		if !strings.Contains(errOut, "exit3: rank 2 exits with code 3") {
 			t.Errorf("the failing rank's stderr did not come through:\n%s", errOut)
 		}
+	})
+
+	// MPICH's mpiexec (Hydra) with its own ssh launcher starts a gorun
+	// program across hosts: the ranks wire up through its PMI servers.
+	t.Run("MPICHHydraSSH", func(t *testing.T) {
+		mpi, err := exec.LookPath("mpiexec.mpich")
+		if err != nil {
+			t.Skip("SKIP: mpiexec.mpich is not installed")
+		}
+		cmd := c.Command("h1", mpi, "-hosts", "h1,h2", "-n", "4", binary(t, "collcheck"))
+		done := make(chan struct{})
+		var out []byte
+		go func() { out, err = cmd.CombinedOutput(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(wait):
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("mpiexec across hosts did not finish within %v:\n%s", wait, out)
+		}
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		for r := range 4 {
+			if want := fmt.Sprintf("rank %d of 4 ok", r); !strings.Contains(string(out), want) {
+				t.Errorf("missing %q in\n%s", want, out)
+			}
+		}
+		mhNoLeftovers(t, c)
 	})
 
 	t.Run("Transports", func(t *testing.T) { mhTransports(t, c) })
