@@ -96,6 +96,14 @@ type gorun struct {
 // needed and checks that no process of the job is left.
 func startGorun(t *testing.T, stdin string, args ...string) *gorun {
 	t.Helper()
+	return startJob(t, func(path string, args ...string) *exec.Cmd { return exec.Command(path, args...) }, nil, stdin, args...)
+}
+
+// startJob is startGorun with the command made by command (gorun's path
+// and args, app names already replaced by their paths), and after run at
+// the end of the test once no process of the job is left.
+func startJob(t *testing.T, command func(path string, args ...string) *exec.Cmd, after func(), stdin string, args ...string) *gorun {
+	t.Helper()
 	path := binary(t, "gorun")
 	for i, a := range args {
 		for _, app := range slices.Concat(launchApps, examples) {
@@ -107,15 +115,14 @@ func startGorun(t *testing.T, stdin string, args ...string) *gorun {
 	b := make([]byte, 8)
 	rand.Read(b)
 	g := &gorun{
-		cmd:    exec.Command(path, args...),
+		cmd:    command(path, args...),
 		stdout: newWatcher(),
 		stderr: newWatcher(),
-		mark:   "GORUN_LAUNCH_TEST_MARK=" + hex.EncodeToString(b),
+		mark:   "GORUN_LAUNCH_TEST_MARK=" + hex.EncodeToString(b), // gorun passes it to every rank, remote ones too
 		done:   make(chan struct{}),
 	}
 	g.cmd.Env = append(os.Environ(), g.mark)
-	g.cmd.Stdout = g.stdout
-	g.cmd.Stderr = g.stderr
+	g.cmd.Stdout, g.cmd.Stderr = g.stdout, g.stderr
 	if stdin != "" {
 		g.cmd.Stdin = strings.NewReader(stdin)
 	}
@@ -135,6 +142,9 @@ func startGorun(t *testing.T, stdin string, args ...string) *gorun {
 			<-g.done
 		}
 		waitNoProcs(t, g.mark)
+		if after != nil {
+			after()
+		}
 	})
 	return g
 }

@@ -205,45 +205,8 @@ func mhCheckBed(t *testing.T, c *vcluster.Cluster, gorunPath string) {
 // nothing of the job is left on any host.
 func mhStart(t *testing.T, c *vcluster.Cluster, host, stdin string, args ...string) *gorun {
 	t.Helper()
-	path := binary(t, "gorun")
-	for i, a := range args {
-		if slices.Contains(launchApps, a) {
-			args[i] = binary(t, a)
-		}
-	}
-	b := make([]byte, 8)
-	rand.Read(b)
-	g := &gorun{
-		cmd:    c.Command(host, path, args...),
-		stdout: newWatcher(),
-		stderr: newWatcher(),
-		mark:   "GORUN_LAUNCH_TEST_MARK=" + hex.EncodeToString(b), // gorun passes it to every rank, remote ones too
-		done:   make(chan struct{}),
-	}
-	g.cmd.Env = append(os.Environ(), g.mark)
-	g.cmd.Stdout, g.cmd.Stderr = g.stdout, g.stderr
-	if stdin != "" {
-		g.cmd.Stdin = strings.NewReader(stdin)
-	}
-	g.start = time.Now()
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		g.cmd.Wait()
-		close(g.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-g.done:
-		default:
-			g.cmd.Process.Kill()
-			<-g.done
-		}
-		waitNoProcs(t, g.mark)
-		mhNoLeftovers(t, c)
-	})
-	return g
+	command := func(path string, args ...string) *exec.Cmd { return c.Command(host, path, args...) }
+	return startJob(t, command, func() { mhNoLeftovers(t, c) }, stdin, args...)
 }
 
 // mhRun runs gorun inside h1 to completion.
