@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -89,8 +90,7 @@ const (
 
 type member struct {
 	rank    int
-	conn    net.Conn
-	wmu     sync.Mutex // serializes frames written to conn
+	link    *link // the connection the rank's frames travel on
 	state   memberState
 	aborted bool
 	failing bool // EventFailing emitted (once per rank)
@@ -273,33 +273,27 @@ func (c *Coordinator) register(conn net.Conn) (*member, *bufio.Reader) {
 		writeFrame(conn, msgReject, []byte(reason))
 		return nil, nil
 	}
-	switch {
-	case version != protoVersion:
-		return reject(fmt.Sprintf("protocol version %d, coordinator speaks %d", version, protoVersion))
-	case size != c.size:
-		return reject(fmt.Sprintf("rank %d was told the job has %d ranks, the coordinator has %d", peer, size, c.size))
-	case peer >= uint32(c.size):
-		return reject(fmt.Sprintf("rank %d out of range for a job of %d ranks", peer, c.size))
-	}
-	m := &member{rank: int(peer), conn: conn}
-	// Hold wmu across registration and the welcome, so that a failure
-	// broadcast that sees the new member cannot get ahead of the welcome.
-	m.wmu.Lock()
-	c.mu.Lock()
-	if c.members[m.rank] != nil {
+	if peer == GatherID {
+		// An agent's gatherer: its ranks register over it (coordgroup.go).
+		if version != protoVersion {
+			return reject(fmt.Sprintf("agent speaks protocol version %d, coordinator %d", version, protoVersion))
+		}
+		l := &link{conn: conn, group: true}
+		c.mu.Lock()
+		c.conns[conn] = true
 		c.mu.Unlock()
-		m.wmu.Unlock()
-		return reject(fmt.Sprintf("rank %d already registered (each rank connects once)", m.rank))
+		err := writeFrame(conn, msgWelcome)
+		conn.SetDeadline(time.Time{})
+		if err != nil {
+			return nil, nil
+		}
+		c.groupLoop(l, br)
+		return nil, nil
 	}
-	c.members[m.rank] = m
-	c.conns[conn] = true
-	fail := c.fail
-	c.mu.Unlock()
-	err = writeFrame(conn, msgWelcome)
-	if err == nil && fail != nil {
-		err = writeFrame(conn, msgFail, encodeFail(fail.Rank, fail.Kind, fail.Msg))
+	m, why, err := c.join(&link{conn: conn}, int(peer), version, size)
+	if why != "" {
+		return reject(why)
 	}
-	m.wmu.Unlock()
 	conn.SetDeadline(time.Time{})
 	if err != nil {
 		c.lost(m, err)
@@ -307,6 +301,38 @@ func (c *Coordinator) register(conn net.Conn) (*member, *bufio.Reader) {
 	}
 	c.log.Debug("bootstrap: rank registered", "rank", m.rank, "remote", remote)
 	return m, br
+}
+
+// join registers rank on l and welcomes it, or says why it is refused.
+func (c *Coordinator) join(l *link, rank int, version uint16, size int) (m *member, reject string, err error) {
+	switch {
+	case version != protoVersion:
+		return nil, fmt.Sprintf("protocol version %d, coordinator speaks %d", version, protoVersion), nil
+	case size != c.size:
+		return nil, fmt.Sprintf("rank %d was told the job has %d ranks, the coordinator has %d", rank, size, c.size), nil
+	case rank < 0 || rank >= c.size:
+		return nil, fmt.Sprintf("rank %d out of range for a job of %d ranks", rank, c.size), nil
+	}
+	m = &member{rank: rank, link: l}
+	// Hold the link's write lock across registration and the welcome, so
+	// that a failure broadcast that sees the new member cannot get ahead
+	// of the welcome.
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	c.mu.Lock()
+	if c.members[m.rank] != nil {
+		c.mu.Unlock()
+		return nil, fmt.Sprintf("rank %d already registered (each rank connects once)", m.rank), nil
+	}
+	c.members[m.rank] = m
+	c.conns[l.conn] = true
+	fail := c.fail
+	c.mu.Unlock()
+	err = l.writeLocked(rank, msgWelcome, nil)
+	if err == nil && fail != nil {
+		err = l.writeLocked(rank, msgFail, encodeFail(fail.Rank, fail.Kind, fail.Msg))
+	}
+	return m, "", err
 }
 
 func (c *Coordinator) readLoop(m *member, br *bufio.Reader) {
@@ -493,7 +519,9 @@ func (c *Coordinator) lost(m *member, err error) {
 		targets = c.activeLocked()
 	}
 	c.mu.Unlock()
-	m.conn.Close()
+	if !m.link.group { // a gatherer's link carries other ranks too
+		m.link.conn.Close()
+	}
 	c.log.Info("bootstrap: rank lost", "rank", m.rank, "reason", msg)
 	c.emit(Event{Rank: m.rank, Kind: EventLost, Msg: msg})
 	c.sendAll(targets, msgFail, encodeFail(m.rank, EventLost, msg))
@@ -509,8 +537,17 @@ func lostReason(err error) string {
 	return err.Error()
 }
 
+// sendAll sends a job-wide frame (a result or a failure) to ms: once per
+// connection, so a gatherer gets one copy for all its ranks.
 func (c *Coordinator) sendAll(ms []*member, typ byte, body []byte) {
+	var sent []*link
 	for _, m := range ms {
+		if m.link.group {
+			if slices.Contains(sent, m.link) {
+				continue
+			}
+			sent = append(sent, m.link)
+		}
 		c.send(m, typ, body)
 	}
 }
@@ -518,15 +555,14 @@ func (c *Coordinator) sendAll(ms []*member, typ byte, body []byte) {
 // send writes one frame to m. A failed write closes the connection, so
 // m's reader reports it lost.
 func (c *Coordinator) send(m *member, typ byte, body []byte) {
-	m.wmu.Lock()
-	m.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	err := writeFrame(m.conn, typ, body)
-	m.wmu.Unlock()
+	m.link.wmu.Lock()
+	err := m.link.writeLocked(m.rank, typ, body)
+	m.link.wmu.Unlock()
 	if err != nil {
 		if !c.isClosed() {
 			c.log.Warn("bootstrap: write to rank failed", "rank", m.rank, "err", err)
 		}
-		m.conn.Close()
+		m.link.conn.Close()
 	}
 }
 

@@ -174,7 +174,8 @@ func leakedGoroutines() []string {
 	buf = buf[:runtime.Stack(buf, true)]
 	var leaked []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "internal/bootstrap.(*Coordinator)") || strings.Contains(g, "internal/bootstrap.(*Client)") {
+		if strings.Contains(g, "internal/bootstrap.(*Coordinator)") || strings.Contains(g, "internal/bootstrap.(*Client)") ||
+			strings.Contains(g, "internal/bootstrap.(*Gatherer)") {
 			leaked = append(leaked, g)
 		}
 	}

@@ -2,6 +2,7 @@ package launch
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,12 +31,15 @@ import (
 //   - one stream per rank's stdout and stderr, opened by the agent, whose
 //     first line is "out RANK" or "err RANK";
 //   - rank 0's stdin, opened by gorun: "in RANK";
-//   - one stream per rank's coordinator connection, opened by the agent:
-//     "coord". The agent listens on its host's loopback for its ranks and
-//     relays, so the coordinator needs no port that other hosts reach.
+//   - one coordinator stream, opened by the agent at its first start:
+//     "coord". The agent runs a bootstrap.Gatherer on its host's loopback:
+//     its ranks register and exchange with it as with the coordinator, and
+//     it forwards each exchange once for the whole host, so the
+//     coordinator gets one message per host and round, and needs no port
+//     that other hosts reach.
 //
 // The agent starts its ranks with the local start (its host's CPUs decide
-// GOMAXPROCS), with GORUN_COORD pointing at its relay, GORUN_BIND at its
+// GOMAXPROCS), with GORUN_COORD pointing at its gatherer, GORUN_BIND at its
 // address toward gorun (where the ranks' TCP transport listens) and
 // GORUN_JOB_ID made with bootstrap.ForKeeper, so this host's leftovers are
 // judged by the agent's pid. When the connection to gorun goes, it kills
@@ -124,7 +128,9 @@ type agent struct {
 	ctl   net.Conn
 	encMu sync.Mutex
 	enc   *json.Encoder
-	relay net.Listener
+	relay net.Listener // where this host's ranks reach the gatherer
+
+	gather *bootstrap.Gatherer // made at the first start; guarded by mu
 
 	mu     sync.Mutex
 	procs  map[int]rankProc
@@ -156,7 +162,6 @@ func (a *agent) serve() error {
 		return err
 	}
 	defer a.relay.Close()
-	go a.relayCoord()
 	go a.acceptStreams()
 	a.exited = make(chan int, 64)
 	go a.reportExits()
@@ -180,12 +185,20 @@ func (a *agent) serve() error {
 	for _, p := range a.procs {
 		p.Signal(syscall.SIGKILL)
 	}
+	g := a.gather
 	a.mu.Unlock()
+	if g != nil {
+		g.Close()
+	}
 	return nil
 }
 
 // start starts one rank and answers "started".
 func (a *agent) start(m agentMsg) {
+	if err := a.startGatherer(m.LocalSize); err != nil {
+		a.send(agentMsg{Op: "started", Rank: m.Rank, Err: err.Error()})
+		return
+	}
 	open := func(kind string) (net.Conn, error) {
 		s, err := a.sess.Open()
 		if err == nil {
@@ -245,6 +258,12 @@ func (a *agent) reportExits() {
 			p = a.proc(r)
 		}
 		e := p.Exit()
+		a.mu.Lock()
+		g := a.gather
+		a.mu.Unlock()
+		if g != nil {
+			g.Done(r)
+		}
 		a.send(agentMsg{Op: "exit", Rank: r, PID: e.PID, Code: e.Code, Signal: int(e.Signal)})
 	}
 }
@@ -276,36 +295,30 @@ func (a *agent) acceptStreams() {
 	}
 }
 
-// relayCoord carries its ranks' coordinator connections to gorun.
-func (a *agent) relayCoord() {
-	for {
-		c, err := a.relay.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			s, err := a.sess.Open()
-			if err == nil {
-				_, err = io.WriteString(s, "coord 0\n")
-			}
-			if err != nil {
-				c.Close()
-				return
-			}
-			splice(c, s)
-		}()
+// startGatherer connects this host's gatherer to gorun's coordinator, once:
+// the ranks started here register and exchange through it, so that gorun
+// gets one message per host for each exchange.
+func (a *agent) startGatherer(ranks int) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.gather != nil {
+		return nil
 	}
-}
-
-// splice copies both ways until either side ends, then closes both.
-func splice(a, b net.Conn) {
-	done := make(chan struct{}, 2)
-	go func() { io.Copy(a, b); done <- struct{}{} }()
-	go func() { io.Copy(b, a); done <- struct{}{} }()
-	<-done
-	a.Close()
-	b.Close()
-	<-done
+	s, err := a.sess.Open()
+	if err == nil {
+		_, err = io.WriteString(s, "coord 0\n")
+	}
+	if err != nil {
+		return fmt.Errorf("agent on %s: opening the coordinator stream: %w", a.cfg.Host, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), agentHandshake)
+	defer cancel()
+	a.gather, err = bootstrap.NewGatherer(ctx, bootstrap.GatherConfig{
+		Secret: a.cfg.Secret, Upstream: s, Listener: a.relay, Ranks: max(ranks, 1), Logger: a.log})
+	if err != nil {
+		return fmt.Errorf("agent on %s: %w", a.cfg.Host, err)
+	}
+	return nil
 }
 
 // readStreamHeader reads a stream's first line, "KIND RANK", and returns a
