@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -80,10 +81,50 @@ const agentHandshake = 20 * time.Second
 // keepalive turns a dead host into a lost session within seconds.
 func yamuxConfig() *yamux.Config {
 	c := yamux.DefaultConfig()
-	c.KeepAliveInterval = time.Second
-	c.ConnectionWriteTimeout = 3 * time.Second // a silent peer is lost within about 4 s
+	c.EnableKeepAlive = false // heartbeat below
+	c.ConnectionWriteTimeout = pingTimeout
 	c.LogOutput = io.Discard
 	return c
+}
+
+// The heartbeat of an agent's connection, on both ends: a ping every
+// second, each answered within pingTimeout; after pingMisses unanswered
+// pings in a row the peer is lost and the session closed. A silent peer
+// (a host cut off) is found within about 7 s; one stall of up to 6 s (a
+// host with far more runnable ranks than cores, where the peer's
+// goroutines wait for a core) is not mistaken for a lost host, which a
+// single 3 s ping timeout was at 64 ranks per host on 2 cores.
+const (
+	pingEvery   = time.Second
+	pingTimeout = 3 * time.Second
+	pingMisses  = 2
+)
+
+// heartbeat pings sess until it closes, and closes it when the peer stops
+// answering.
+func heartbeat(sess *yamux.Session) {
+	misses := 0
+	for {
+		select {
+		case <-sess.CloseChan():
+			return
+		case <-time.After(pingEvery):
+		}
+		for {
+			_, err := sess.Ping()
+			if err == nil {
+				misses = 0
+				break
+			}
+			if !errors.Is(err, yamux.ErrTimeout) {
+				return // the session is closing
+			}
+			if misses++; misses >= pingMisses {
+				sess.Close()
+				return
+			}
+		}
+	}
 }
 
 // RunAgent is gorun --agent: it reads its AgentConfig from in, connects to
@@ -113,6 +154,7 @@ func RunAgent(in io.Reader, log *slog.Logger) error {
 		conn.Close()
 		return err
 	}
+	go heartbeat(sess)
 	a := &agent{cfg: cfg, sess: sess, log: log, procs: map[int]rankProc{}, stdins: map[int]*io.PipeWriter{}}
 	a.bind, _, _ = net.SplitHostPort(conn.LocalAddr().String())
 	return a.serve()

@@ -210,6 +210,7 @@ func (a *agents) accept(hosts []string, exited chan<- int) error {
 			c.Close()
 			continue
 		}
+		go heartbeat(sess)
 		ctl, err := sess.Accept()
 		if err != nil {
 			sess.Close()
