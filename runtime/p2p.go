@@ -18,10 +18,12 @@ import (
 // until the world fails or that rank closes. Messages between one pair of
 // ranks on one communicator are received in the order they were sent.
 // Multiple goroutines may call Send and Recv on the same Comm concurrently.
-// Errors: ErrInvalid for a bad rank or tag or the nil communicator;
-// ErrClosed, naming it, when dest has entered Close of its world (or enters
-// it before matching the message); ErrAborted and ErrClosed as for every
-// call.
+// Errors: ErrInvalid for a bad rank or tag, the nil communicator, or an
+// element type with a pointer (see Elem); ErrClosed, naming it, when dest
+// has entered Close of its world (or enters it before matching the
+// message); ErrAborted and ErrClosed as for every call. The message carries
+// its element type; a receive of another type refuses it (see Recv) and
+// the send completes normally, as MPI does for a truncated one.
 func Send[T Elem](c *Comm, buf []T, dest, tag int) error {
 	et, err := elemOf[T]()
 	if err != nil {
@@ -63,8 +65,12 @@ func Isend[T Elem](c *Comm, buf []T, dest, tag int) (*Request, error) {
 //
 // Recv is blocking and not collective. A message larger than buf returns an
 // error wrapping ErrTruncated, with the Status naming its real size; a
-// smaller one fills the front of buf (Status.Count says how much). Errors
-// as Send.
+// smaller one fills the front of buf (Status.Count says how much). A
+// message of another element type is consumed and returns ErrInvalid
+// naming both types, unless its layout is the same (a named type and its
+// underlying type, [3]float64 and three float64, two structs with the
+// same kinds at the same offsets) or T is a byte type, which takes any
+// message raw (see Element types in the package doc). Errors as Send.
 func Recv[T Elem](c *Comm, buf []T, src, tag int) (Status, error) {
 	et, err := elemOf[T]()
 	if err != nil {
@@ -105,7 +111,10 @@ func Irecv[T Elem](c *Comm, buf []T, src, tag int) (*Request, error) {
 
 // Probe blocks until a message from src (or AnySource) with tag (or AnyTag)
 // can be received, and returns its status without receiving it;
-// Status.Count is in elements of T (rounded down). Errors as Recv.
+// Status.Count is in elements of T (rounded down). A message that a Recv
+// into []T would refuse for its element type returns that ErrInvalid, with
+// the status, and stays to be received; Probe[byte] accepts any message.
+// Errors as Recv.
 func Probe[T Elem](c *Comm, src, tag int) (Status, error) {
 	et, err := elemOf[T]()
 	if err != nil {
