@@ -30,7 +30,7 @@ import (
 // At, Block and String hold off a concurrent Close; slices obtained from
 // Data must not be used after Close, nor once the Shared is unreachable:
 // they do not keep the mapping alive.
-type Shared[T runtime.Elem] struct {
+type Shared[T runtime.Number] struct {
 	comm    *runtime.Comm
 	node    *runtime.Comm // the ranks of this node (comm itself on one node)
 	leaders *runtime.Comm // node rank 0 of every node, on those ranks; nil on one node
@@ -77,7 +77,7 @@ type SharedConfig struct {
 // dimension on any rank, a shape of more bytes than an int counts, or
 // shapes or element types that differ between ranks; an error of the
 // operating system (no memory); ErrAborted.
-func NewShared[T runtime.Elem](comm *runtime.Comm, shape ...int) (*Shared[T], error) {
+func NewShared[T runtime.Number](comm *runtime.Comm, shape ...int) (*Shared[T], error) {
 	return NewSharedWith[T](comm, SharedConfig{}, shape...)
 }
 
@@ -88,12 +88,12 @@ func NewShared[T runtime.Elem](comm *runtime.Comm, shape ...int) (*Shared[T], er
 // this rank's, when Node's size does not divide comm's or NodeRank's is not
 // the number of nodes, or when the NodeRank communicators number the nodes
 // differently on ranks of one node.
-func NewSharedWith[T runtime.Elem](comm *runtime.Comm, cfg SharedConfig, shape ...int) (*Shared[T], error) {
+func NewSharedWith[T runtime.Number](comm *runtime.Comm, cfg SharedConfig, shape ...int) (*Shared[T], error) {
 	s, err := newShared[T](comm, cfg, shape)
 	return s, opErr("NewShared", comm, err)
 }
 
-func newShared[T runtime.Elem](comm *runtime.Comm, cfg SharedConfig, shape []int) (*Shared[T], error) {
+func newShared[T runtime.Number](comm *runtime.Comm, cfg SharedConfig, shape []int) (*Shared[T], error) {
 	s := &Shared[T]{comm: comm, shape: append([]int(nil), shape...)}
 	var local error
 	s.n = 1
@@ -336,7 +336,7 @@ func (s *Shared[T]) alloc() error {
 }
 
 // fromBytes is b as n elements of T. b is page-aligned (a segment).
-func fromBytes[T runtime.Elem](b []byte, n int) []T {
+func fromBytes[T runtime.Number](b []byte, n int) []T {
 	var z T
 	if n == 0 || len(b) < n*int(unsafe.Sizeof(z)) {
 		return nil

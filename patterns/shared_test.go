@@ -706,7 +706,7 @@ func TestSharedBadNew(t *testing.T) {
 }
 
 // sharedNewClose makes an array and closes it.
-func sharedNewClose[T runtime.Elem](c *runtime.Comm, shape ...int) error {
+func sharedNewClose[T runtime.Number](c *runtime.Comm, shape ...int) error {
 	x, err := patterns.NewShared[T](c, shape...)
 	if err != nil {
 		return err

@@ -30,7 +30,7 @@ type elemKind struct {
 }
 
 // kindOf returns the elemKind of T.
-func kindOf[T runtime.Elem]() elemKind {
+func kindOf[T runtime.Number]() elemKind {
 	var z T
 	k := reflect.TypeFor[T]().Kind()
 	switch k {
@@ -141,7 +141,7 @@ func (k elemKind) apply(mem []byte, count int, op runtime.Op, src, old []byte, c
 
 // view is b as count elements of E; b is aligned for E (window memory,
 // and Go's allocations of the origin's data).
-func view[E runtime.Elem](b []byte, count int) []E {
+func view[E runtime.Number](b []byte, count int) []E {
 	if count == 0 {
 		return nil
 	}

@@ -475,7 +475,7 @@ func allTypes(c *runtime.Comm) error {
 // typeRace has every rank add one to every element of rank 0's window k
 // times, through a window of T with odd lengths, so that neighbours of
 // small elements share a word.
-func typeRace[T runtime.Elem](c *runtime.Comm, n int) error {
+func typeRace[T runtime.Number](c *runtime.Comm, n int) error {
 	w, err := rma.Allocate[T](c, n)
 	if err != nil {
 		return err

@@ -21,7 +21,7 @@ import (
 // frees the window; every call after it returns an error wrapping
 // runtime.ErrClosed, and a failed job makes every pending and later call
 // return runtime.ErrAborted with the cause.
-type Win[T runtime.Elem] struct {
+type Win[T runtime.Number] struct {
 	winBase
 }
 
@@ -105,7 +105,7 @@ func newCtl(b []byte) (*ctl, error) {
 //
 // Allocate is collective over c and blocking. Errors: ErrInvalid, the same
 // on every rank, for a negative n on any rank; ErrAborted, ErrClosed.
-func Allocate[T runtime.Elem](c *runtime.Comm, n int) (*Win[T], error) {
+func Allocate[T runtime.Number](c *runtime.Comm, n int) (*Win[T], error) {
 	w := &Win[T]{}
 	err := w.init(c, n, nil, flavorAllocate, kindOf[T]())
 	return w.ret("Allocate", err)
@@ -119,7 +119,7 @@ func Allocate[T runtime.Elem](c *runtime.Comm, n int) (*Win[T], error) {
 // AllocateShared is collective over c and blocking. Errors: ErrInvalid, on
 // every rank, for a c that spans nodes or a negative n on any rank;
 // ErrAborted, ErrClosed.
-func AllocateShared[T runtime.Elem](c *runtime.Comm, n int) (*Win[T], error) {
+func AllocateShared[T runtime.Number](c *runtime.Comm, n int) (*Win[T], error) {
 	w := &Win[T]{}
 	err := w.init(c, n, nil, flavorShared, kindOf[T]())
 	return w.ret("AllocateShared", err)
@@ -132,7 +132,7 @@ func AllocateShared[T runtime.Elem](c *runtime.Comm, n int) (*Win[T], error) {
 // cannot map a Go slice.
 //
 // Create is collective over c and blocking. Errors: ErrAborted, ErrClosed.
-func Create[T runtime.Elem](c *runtime.Comm, buf []T) (*Win[T], error) {
+func Create[T runtime.Number](c *runtime.Comm, buf []T) (*Win[T], error) {
 	w := &Win[T]{}
 	err := w.init(c, len(buf), asBytes(buf), flavorCreate, kindOf[T]())
 	return w.ret("Create", err)
@@ -300,15 +300,15 @@ func (w *Win[T]) Size(r int) int { return w.sizes[r] }
 func (w *Win[T]) Comm() *runtime.Comm { return w.comm }
 
 // asBytes and fromBytes are the package's one conversion between typed
-// slices and bytes; runtime.Elem has no pointers.
-func asBytes[T runtime.Elem](s []T) []byte {
+// slices and bytes; runtime.Number has no pointers.
+func asBytes[T runtime.Number](s []T) []byte {
 	if len(s) == 0 {
 		return nil
 	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(s[0])))
 }
 
-func fromBytes[T runtime.Elem](b []byte) []T {
+func fromBytes[T runtime.Number](b []byte) []T {
 	var z T
 	size := int(unsafe.Sizeof(z))
 	if len(b) < size {

@@ -159,7 +159,7 @@ func (k *coll) closedPeer(err error) error {
 // irecv posts the receive of b from src; once the call has an argument
 // error it discards whatever comes (but still learns of poison).
 func (k *coll) irecv(src int, b []byte) (*Request, error) {
-	r, err := k.c.irecv(k.c.ctx+1, b, src, int(k.tag), k.word, k.err != nil, 0, k.name, true)
+	r, err := k.c.irecv(k.c.ctx+1, b, src, int(k.tag), k.word, k.err != nil, nil, k.name, true)
 	return r, k.closedPeer(err)
 }
 

@@ -42,8 +42,10 @@
 // which makes the call a no-op); Barrier (a method), Bcast, Reduce,
 // Allreduce, Scan, Exscan, ReduceScatter, ReduceScatterBlock, Gather,
 // Gatherv, Allgather, Allgatherv, Scatter, Scatterv, Alltoall, Alltoallv.
-// Element types are the fixed-size numbers of Elem; reductions take an Op
-// (Sum, Prod, Min, Max, Land, Lor, Lxor, Band, Bor, Bxor). Communicator
+// Element types are any fixed-size types without pointers (Elem: numbers,
+// bool, arrays and structs of them); reductions take an Op (Sum, Prod,
+// Min, Max, Land, Lor, Lxor, Band, Bor, Bxor on numbers; MinLoc, MaxLoc on
+// Loc pairs). Communicator
 // management is methods: Rank, Size, Node, NodeName, Dup, Split,
 // SplitShared, Cart (a Cartesian grid: Coords, RankOf, Shift, Sub; and
 // DimsCreate), Abort, Close.
@@ -71,6 +73,32 @@
 // ranks map together, made on the first collective call (an anonymous
 // memfd: no name in /dev/shm, gone with the last rank); Barrier and
 // Bcast and Allreduce of up to 256 bytes complete there.
+//
+// # Element types
+//
+// A message or collective carries a slice of any type without pointers:
+// numbers, bool, arrays and structs of them, as their bytes (padding
+// included). Go cannot constrain "without pointers" at compile time, so
+// every call checks its element type the first time it meets it (later
+// calls of a predeclared number type cost a kind check, of another type a
+// map lookup): a type with a pointer anywhere (a string, slice, pointer,
+// interface field) or of size 0 is ErrInvalid naming the type and the
+// field; in a collective, an argument error like any other.
+//
+// Each point-to-point message carries a 32-bit code of its element type,
+// and the receive checks it, so float64 received as float32 is an error,
+// not garbage: ErrInvalid naming the type sent and the receive's type, and
+// the message is consumed (as a truncated one is). Codes describe layouts,
+// not names: a named type matches its underlying type, two structs with
+// the same kinds at the same offsets match, and a type that is n values of
+// one kind without padding ([3]float64, struct{ X, Y, Z float64 }) matches
+// that kind, as MPI's type signatures do, as long as the message is a whole
+// number of the receive's elements. A receive into bytes (uint8, or any
+// type whose layout is one uint8) takes any message raw. Probe and Iprobe
+// check the same way and return the same error, leaving the message to be
+// received (probe with byte to learn the size of a message of any type).
+// Collectives check element sizes and counts (see below), not element
+// kinds.
 //
 // # Errors
 //

@@ -16,14 +16,14 @@ import (
 // otherwise the cause of ErrAborted on every rank; ErrAborted, ErrClosed.
 func Gather[T Elem](c *Comm, send, recv []T, root int) error {
 	if c == nil {
-		err := checkSerialRoot(root)
+		err := elemFirst[T](checkSerialRoot(root))
 		if err == nil {
 			err = serialCopy(send, recv)
 		}
 		return (*Comm)(nil).opErr("Gather", root, err)
 	}
 	m := len(send)
-	local := c.checkRoot(root)
+	local := elemFirst[T](c.checkRoot(root))
 	if local == nil && c.rank == root && len(recv) != c.size*m {
 		local = errInvalid(fmt.Sprintf("recv has %d elements, want Size()·len(send) = %d", len(recv), c.size*m))
 	}
@@ -53,7 +53,7 @@ func Gather[T Elem](c *Comm, send, recv []T, root int) error {
 // world with a cause naming it; ErrAborted, ErrClosed.
 func Gatherv[T Elem](c *Comm, send, recv []T, counts, displs []int, root int) error {
 	if c == nil {
-		err := checkSerialRoot(root)
+		err := elemFirst[T](checkSerialRoot(root))
 		if err == nil {
 			err = checkCounts(1, len(send), recv, counts, displs)
 		}
@@ -62,7 +62,7 @@ func Gatherv[T Elem](c *Comm, send, recv []T, counts, displs []int, root int) er
 		}
 		return (*Comm)(nil).opErr("Gatherv", root, err)
 	}
-	local := c.checkRoot(root)
+	local := elemFirst[T](c.checkRoot(root))
 	if local == nil && c.rank == root {
 		local = checkCounts(c.size, len(send), recv, counts, displs)
 	}
@@ -134,6 +134,7 @@ func Allgather[T Elem](c *Comm, send, recv []T) error {
 	if len(recv) != c.Size()*len(send) {
 		local = errInvalid(fmt.Sprintf("recv has %d elements, want Size()·len(send) = %d", len(recv), c.Size()*len(send)))
 	}
+	local = elemFirst[T](local)
 	if c == nil {
 		if local == nil {
 			copy(recv, send)
@@ -177,14 +178,14 @@ func allgather[T Elem](k *coll, send, recv []T) error {
 // otherwise the cause of ErrAborted on every rank; ErrAborted, ErrClosed.
 func Scatter[T Elem](c *Comm, send, recv []T, root int) error {
 	if c == nil {
-		err := checkSerialRoot(root)
+		err := elemFirst[T](checkSerialRoot(root))
 		if err == nil {
 			err = serialCopy(send, recv)
 		}
 		return (*Comm)(nil).opErr("Scatter", root, err)
 	}
 	m := len(recv)
-	local := c.checkRoot(root)
+	local := elemFirst[T](c.checkRoot(root))
 	if local == nil && c.rank == root && len(send) != c.size*m {
 		local = errInvalid(fmt.Sprintf("send has %d elements, want Size()·len(recv) = %d", len(send), c.size*m))
 	}
@@ -226,6 +227,7 @@ func Alltoall[T Elem](c *Comm, send, recv []T) error {
 	if len(send) != len(recv) || len(send)%n != 0 {
 		local = errInvalid(fmt.Sprintf("send has %d elements and recv %d; want equal lengths divisible by Size() = %d", len(send), len(recv), n))
 	}
+	local = elemFirst[T](local)
 	if c == nil {
 		if local == nil {
 			copy(recv, send)

@@ -31,7 +31,7 @@ import (
 type inMsg struct {
 	src, tag int
 	from     int    // world rank of the sender
-	call     uint32 // the call word of a collective's frame (call.go)
+	call     uint32 // the call word of a collective's frame (call.go), or a message's element type code (elem.go)
 	poison   bool   // eager: the payload is a collective's argument error
 	data     []byte // eager: the payload (owned)
 	rts      bool
@@ -83,6 +83,7 @@ func (q *matchQueue) addUnexp(m *inMsg) []*Request {
 	for _, p := range q.probes {
 		if matches(p, m.src, m.tag) {
 			p.status = Status{Source: m.src, Tag: m.tag, Bytes: m.size}
+			p.call = m.call
 			hit = append(hit, p)
 		} else {
 			keep = append(keep, p)
@@ -92,10 +93,27 @@ func (q *matchQueue) addUnexp(m *inMsg) []*Request {
 	return hit
 }
 
+// completeAll completes the probes that addUnexp matched, each with the
+// error a receive of its element type would meet.
 func completeAll(rs []*Request) {
 	for _, r := range rs {
-		r.complete(nil)
+		var err error
+		if r.et != nil && r.call != r.et.word {
+			err = r.et.check(r.call, r.status.Bytes, r.status.Source)
+		}
+		r.complete(err)
 	}
+}
+
+// callErr is the error of a frame with call word call, not the receive's
+// own, of n bytes from src: a collective's receive takes only frames of its
+// call; a point-to-point receive checks the sender's element type code
+// (elem.go) and may take it (into bytes, or a whole number of aggregates).
+func (r *Request) callErr(src int, call uint32, n int) error {
+	if r.et != nil {
+		return r.et.check(call, n, src)
+	}
+	return wordMismatch(r.c.name, r.c.rank, uint32(r.tag), r.call, src, call)
 }
 
 // HandleFrame implements transport.Handler. It runs on a transport receive
@@ -172,9 +190,10 @@ func (w *world) onEager(from int, h wire.Header, body transport.Body) error {
 }
 
 // fillEager delivers an eager payload, of a frame with call word call, into
-// the receive r. A collective's receive takes only a frame of its own call;
-// a poison frame of the same kind of call completes it with the argument
-// error it carries; a discarding receive takes anything and keeps nothing.
+// the receive r. A collective's receive takes only a frame of its own call,
+// a point-to-point one only an element type it accepts (callErr); a poison
+// frame of the same kind of call completes it with the argument error it
+// carries; a discarding receive takes anything and keeps nothing.
 func (r *Request) fillEager(src, tag int, call uint32, poison bool, body transport.Body) error {
 	n := body.Len()
 	r.status = Status{Source: src, Tag: tag, Bytes: n}
@@ -193,9 +212,12 @@ func (r *Request) fillEager(src, tag int, call uint32, poison bool, body transpo
 		r.complete(nil)
 		return nil
 	case call != r.call:
-		r.complete(wordMismatch(r.c.name, r.c.rank, uint32(r.tag), r.call, src, call))
-		return nil
-	case n > len(r.buf):
+		if err := r.callErr(src, call, n); err != nil {
+			r.complete(err)
+			return nil
+		}
+	}
+	if n > len(r.buf) {
 		r.complete(&truncError{got: n, room: len(r.buf)})
 		return nil
 	}
@@ -261,13 +283,20 @@ func (w *world) onRTS(from int, h wire.Header, body transport.Body) error {
 func (w *world) acceptRTSLocked(r *Request, from, src, tag int, call uint32, size int, sreq, addr uint64) (cts wire.Header, done bool, fail error, single bool) {
 	r.status = Status{Source: src, Tag: tag, Bytes: size}
 	cts = wire.Header{Kind: wire.KindCTS, Arg0: sreq}
-	switch {
-	case r.discard && sameKind(call, r.call), size == 0 && call == r.call:
+	if r.discard && sameKind(call, r.call) {
 		cts.Flags = wire.FlagDecline
 		return cts, true, nil, false
-	case call != r.call:
+	}
+	if call != r.call {
+		if err := r.callErr(src, call, size); err != nil {
+			cts.Flags = wire.FlagDecline
+			return cts, true, err, false
+		}
+	}
+	switch {
+	case size == 0:
 		cts.Flags = wire.FlagDecline
-		return cts, true, wordMismatch(r.c.name, r.c.rank, uint32(r.tag), r.call, src, call), false
+		return cts, true, nil, false
 	case size > len(r.buf):
 		cts.Flags = wire.FlagDecline
 		return cts, true, &truncError{got: size, room: len(r.buf)}, false

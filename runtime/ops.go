@@ -10,9 +10,12 @@ import (
 // are commutative and associative (up to floating-point rounding).
 type Op uint8
 
-// The reduction operations. Sum and Prod apply to every Elem; Min and Max to
-// integers and floats; Land, Lor, Lxor (logical: nonzero is true, the
-// result is 0 or 1), Band, Bor and Bxor (bitwise) to integers.
+// The reduction operations. Sum and Prod apply to every number type; Min
+// and Max to integers and floats; Land, Lor, Lxor (logical: nonzero is
+// true, the result is 0 or 1) to integers and bool; Band, Bor and Bxor
+// (bitwise) to integers; MinLoc and MaxLoc to Loc pairs only.
+// Other element types (structs, arrays) take no op: a reduction of them is
+// ErrInvalid naming the op and the type.
 const (
 	Sum Op = iota + 1
 	Prod
@@ -33,10 +36,10 @@ const (
 	Lxor
 )
 
-var opNames = [...]string{Sum: "Sum", Prod: "Prod", Min: "Min", Max: "Max", Land: "Land", Lor: "Lor", Band: "Band", Bor: "Bor", Bxor: "Bxor", Replace: "Replace", NoOp: "NoOp", Lxor: "Lxor"}
+var opNames = [...]string{Sum: "Sum", Prod: "Prod", Min: "Min", Max: "Max", Land: "Land", Lor: "Lor", Band: "Band", Bor: "Bor", Bxor: "Bxor", Replace: "Replace", NoOp: "NoOp", Lxor: "Lxor", MinLoc: "MinLoc", MaxLoc: "MaxLoc"}
 
 func (o Op) String() string {
-	if o >= Sum && o <= Lxor {
+	if o >= Sum && o <= MaxLoc {
 		return opNames[o]
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
@@ -85,12 +88,18 @@ func kernel[T Elem](op Op) (func(dst, src []T), error) {
 		return via[complex64, T](complexKernel[complex64](op))
 	case reflect.Complex128:
 		return via[complex128, T](complexKernel[complex128](op))
+	case reflect.Bool:
+		return via[bool, T](boolKernel(op))
+	case reflect.Struct:
+		if v, ok := locValue(reflect.TypeFor[T]()); ok {
+			return locKernel[T](op, v)
+		}
 	}
-	panic("runtime: kernel: Elem of unexpected kind " + reflect.TypeFor[T]().String())
+	return nil, fmt.Errorf("this Op is not defined for %s", reflect.TypeFor[T]())
 }
 
 // via adapts a kernel on the base type B to T, a type of the same kind.
-func via[B, T Elem](f func(dst, src []B), ok bool) (func(dst, src []T), error) {
+func via[B, T any](f func(dst, src []B), ok bool) (func(dst, src []T), error) {
 	if !ok {
 		return nil, fmt.Errorf("this Op is not defined for %s", reflect.TypeFor[T]())
 	}
@@ -229,12 +238,15 @@ func checkOp[T Elem](op Op) (func(dst, src []T), error) {
 	if op == Replace || op == NoOp {
 		return nil, errInvalid(fmt.Sprintf("op %v is for one-sided accumulates, not collectives", op))
 	}
-	if (op < Sum || op > Bxor) && op != Lxor {
+	if (op < Sum || op > Bxor) && op != Lxor && op != MinLoc && op != MaxLoc {
 		return nil, errInvalid(fmt.Sprintf("op %v is not a reduction operation", op))
 	}
 	key := kernelKey{reflect.TypeFor[T](), op}
 	if f, ok := kernels.Load(key); ok {
 		return f.(func(dst, src []T)), nil
+	}
+	if _, err := elemOf[T](); err != nil {
+		return nil, err
 	}
 	f, err := kernel[T](op)
 	if err != nil {

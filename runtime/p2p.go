@@ -18,18 +18,24 @@ import (
 // until the world fails or that rank closes. Messages between one pair of
 // ranks on one communicator are received in the order they were sent.
 // Multiple goroutines may call Send and Recv on the same Comm concurrently.
-// Errors: ErrInvalid for a bad rank or tag or the nil communicator;
-// ErrClosed, naming it, when dest has entered Close of its world (or enters
-// it before matching the message); ErrAborted and ErrClosed as for every
-// call.
+// Errors: ErrInvalid for a bad rank or tag, the nil communicator, or an
+// element type with a pointer (see Elem); ErrClosed, naming it, when dest
+// has entered Close of its world (or enters it before matching the
+// message); ErrAborted and ErrClosed as for every call. The message carries
+// its element type; a receive of another type refuses it (see Recv) and
+// the send completes normally, as MPI does for a truncated one.
 func Send[T Elem](c *Comm, buf []T, dest, tag int) error {
+	et, err := elemOf[T]()
+	if err != nil {
+		return c.opErr("Send", dest, err)
+	}
 	if dest == ProcNull {
 		return nil
 	}
 	if err := c.checkP2P(dest, tag, false); err != nil {
 		return c.opErr("Send", dest, err)
 	}
-	r, err := c.isend(c.ctx, asBytes(buf), dest, int32(tag), 0, sizeOf[T](), "Send")
+	r, err := c.isend(c.ctx, asBytes(buf), dest, int32(tag), et.code, et.size, "Send")
 	if err != nil {
 		return c.opErr("Send", dest, err)
 	}
@@ -40,13 +46,17 @@ func Send[T Elem](c *Comm, buf []T, dest, tag int) error {
 // Isend starts sending buf to rank dest with tag and returns at once. buf
 // belongs to the request until it completes (see Request). Errors as Send.
 func Isend[T Elem](c *Comm, buf []T, dest, tag int) (*Request, error) {
+	et, err := elemOf[T]()
+	if err != nil {
+		return nil, c.opErr("Isend", dest, err)
+	}
 	if dest == ProcNull {
 		return nullRequest("Isend", Status{}), nil
 	}
 	if err := c.checkP2P(dest, tag, false); err != nil {
 		return nil, c.opErr("Isend", dest, err)
 	}
-	r, err := c.isend(c.ctx, asBytes(buf), dest, int32(tag), 0, sizeOf[T](), "Isend")
+	r, err := c.isend(c.ctx, asBytes(buf), dest, int32(tag), et.code, et.size, "Isend")
 	return r, c.opErr("Isend", dest, err)
 }
 
@@ -55,9 +65,17 @@ func Isend[T Elem](c *Comm, buf []T, dest, tag int) (*Request, error) {
 //
 // Recv is blocking and not collective. A message larger than buf returns an
 // error wrapping ErrTruncated, with the Status naming its real size; a
-// smaller one fills the front of buf (Status.Count says how much). Errors
-// as Send.
+// smaller one fills the front of buf (Status.Count says how much). A
+// message of another element type is consumed and returns ErrInvalid
+// naming both types, unless its layout is the same (a named type and its
+// underlying type, [3]float64 and three float64, two structs with the
+// same kinds at the same offsets) or T is a byte type, which takes any
+// message raw (see Element types in the package doc). Errors as Send.
 func Recv[T Elem](c *Comm, buf []T, src, tag int) (Status, error) {
+	et, err := elemOf[T]()
+	if err != nil {
+		return Status{}, c.opErr("Recv", src, err)
+	}
 	if src == ProcNull {
 		return nullStatus, nil
 	}
@@ -65,7 +83,7 @@ func Recv[T Elem](c *Comm, buf []T, src, tag int) (Status, error) {
 		return Status{}, c.opErr("Recv", src, err)
 	}
 	// The request never leaves this call, so it can be reused.
-	r, err := c.irecv(c.ctx, asBytes(buf), src, tag, 0, false, sizeOf[T](), "Recv", true)
+	r, err := c.irecv(c.ctx, asBytes(buf), src, tag, et.word, false, et, "Recv", true)
 	if err != nil {
 		return Status{}, c.opErr("Recv", src, err)
 	}
@@ -77,27 +95,38 @@ func Recv[T Elem](c *Comm, buf []T, src, tag int) (Status, error) {
 // Irecv starts a receive into buf and returns at once; buf belongs to the
 // request until it completes. Errors as Recv.
 func Irecv[T Elem](c *Comm, buf []T, src, tag int) (*Request, error) {
+	et, err := elemOf[T]()
+	if err != nil {
+		return nil, c.opErr("Irecv", src, err)
+	}
 	if src == ProcNull {
 		return nullRequest("Irecv", nullStatus), nil
 	}
 	if err := c.checkP2P(src, tag, true); err != nil {
 		return nil, c.opErr("Irecv", src, err)
 	}
-	r, err := c.irecv(c.ctx, asBytes(buf), src, tag, 0, false, sizeOf[T](), "Irecv", false)
+	r, err := c.irecv(c.ctx, asBytes(buf), src, tag, et.word, false, et, "Irecv", false)
 	return r, c.opErr("Irecv", src, err)
 }
 
 // Probe blocks until a message from src (or AnySource) with tag (or AnyTag)
 // can be received, and returns its status without receiving it;
-// Status.Count is in elements of T (rounded down). Errors as Recv.
+// Status.Count is in elements of T (rounded down). A message that a Recv
+// into []T would refuse for its element type returns that ErrInvalid, with
+// the status, and stays to be received; Probe[byte] accepts any message.
+// Errors as Recv.
 func Probe[T Elem](c *Comm, src, tag int) (Status, error) {
+	et, err := elemOf[T]()
+	if err != nil {
+		return Status{}, c.opErr("Probe", src, err)
+	}
 	if src == ProcNull {
 		return nullStatus, nil
 	}
 	if err := c.checkP2P(src, tag, true); err != nil {
 		return Status{}, c.opErr("Probe", src, err)
 	}
-	r, st, ok, err := c.probe(src, tag, sizeOf[T](), true)
+	r, st, ok, err := c.probe(src, tag, et, true)
 	if err != nil || ok {
 		return st, c.opErr("Probe", src, err)
 	}
@@ -107,13 +136,17 @@ func Probe[T Elem](c *Comm, src, tag int) (Status, error) {
 // Iprobe is Probe without blocking: ok is false if no such message has
 // arrived yet.
 func Iprobe[T Elem](c *Comm, src, tag int) (st Status, ok bool, err error) {
+	et, err := elemOf[T]()
+	if err != nil {
+		return Status{}, false, c.opErr("Iprobe", src, err)
+	}
 	if src == ProcNull {
 		return nullStatus, true, nil
 	}
 	if err := c.checkP2P(src, tag, true); err != nil {
 		return Status{}, false, c.opErr("Iprobe", src, err)
 	}
-	_, st, ok, err = c.probe(src, tag, sizeOf[T](), false)
+	_, st, ok, err = c.probe(src, tag, et, false)
 	return st, ok, c.opErr("Iprobe", src, err)
 }
 
@@ -201,21 +234,27 @@ func (c *Comm) isend(ctx uint32, b []byte, dest int, tag int32, call uint32, esi
 	return r, nil
 }
 
-// irecv posts a receive on context ctx for a frame of call word call (0 for
-// point-to-point), or matches an unexpected message at once. A discarding
-// receive (a collective that knows of an argument error) takes any message
-// and keeps nothing of it.
+// irecv posts a receive on context ctx for a frame of call word call, or
+// matches an unexpected message at once. A collective passes its call word
+// and a nil et; point-to-point passes its element type et and et.word (the
+// frame's word is the sender's type code: elem.go). A discarding receive (a
+// collective that knows of an argument error) takes any message and keeps
+// nothing of it.
 //
 // A pooled request comes from reqPool; the caller must not let it escape
 // and hands it to recycle once it waited for it.
-func (c *Comm) irecv(ctx uint32, b []byte, src, tag int, call uint32, discard bool, esize int, op string, pooled bool) (*Request, error) {
+func (c *Comm) irecv(ctx uint32, b []byte, src, tag int, call uint32, discard bool, et *elemType, op string, pooled bool) (*Request, error) {
 	var r *Request
+	esize := 0
+	if et != nil {
+		esize = et.size
+	}
 	if pooled {
 		r = c.pooledRequest(op, reqRecv, src, b, esize)
 	} else {
 		r = c.newRequest(op, reqRecv, src, b, esize)
 	}
-	r.ctx, r.src, r.tag, r.call, r.discard = ctx, src, tag, call, discard
+	r.ctx, r.src, r.tag, r.call, r.discard, r.et = ctx, src, tag, call, discard, et
 	w := c.w
 	w.mu.Lock()
 	if err := w.errLocked(); err != nil {
@@ -261,20 +300,26 @@ func (c *Comm) irecv(ctx uint32, b []byte, src, tag int, call uint32, discard bo
 }
 
 // probe looks for a matching unexpected message. If there is none and block
-// is set, it registers a probe request that completes when one arrives.
-func (c *Comm) probe(src, tag, esize int, block bool) (*Request, Status, bool, error) {
+// is set, it registers a probe request that completes when one arrives. A
+// message whose element type a receive of et would refuse fails the probe
+// with that error, and stays.
+func (c *Comm) probe(src, tag int, et *elemType, block bool) (*Request, Status, bool, error) {
 	w := c.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.errLocked(); err != nil {
 		return nil, Status{}, false, err
 	}
-	r := c.newRequest("Probe", reqProbe, src, nil, esize)
-	r.ctx, r.src, r.tag = c.ctx, src, tag
+	r := c.newRequest("Probe", reqProbe, src, nil, et.size)
+	r.ctx, r.src, r.tag, r.et = c.ctx, src, tag, et
 	q := w.queue(c.ctx)
 	if i := q.findUnexp(r); i >= 0 {
 		m := q.unexp[i]
-		return nil, Status{Source: m.src, Tag: m.tag, Count: m.size / esize, Bytes: m.size}, true, nil
+		st := Status{Source: m.src, Tag: m.tag, Count: m.size / et.size, Bytes: m.size}
+		if m.call != et.word {
+			return nil, st, true, et.check(m.call, m.size, m.src)
+		}
+		return nil, st, true, nil
 	}
 	if w.unreachable(r) {
 		return nil, Status{}, false, w.closedPeerErr(r)

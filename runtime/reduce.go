@@ -24,9 +24,9 @@ const ringThreshold = 64 << 10
 // Errors in the package doc); ErrAborted, ErrClosed.
 func Bcast[T Elem](c *Comm, buf []T, root int) error {
 	if c == nil {
-		return (*Comm)(nil).opErr("Bcast", root, checkSerialRoot(root))
+		return (*Comm)(nil).opErr("Bcast", root, elemFirst[T](checkSerialRoot(root)))
 	}
-	local := c.checkRoot(root)
+	local := elemFirst[T](c.checkRoot(root))
 	var k coll
 	if err := c.begin(&k, "Bcast", rootedCall(callBcast, root, len(buf), sizeOf[T]())); err != nil {
 		return c.opErr("Bcast", root, err)

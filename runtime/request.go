@@ -40,11 +40,12 @@ type Request struct {
 
 	// Receive matching (under w.mu).
 	ctx     uint32
-	src     int    // comm rank or AnySource
-	tag     int    // or AnyTag
-	call    uint32 // a collective's call word (call.go), 0 for point-to-point
-	discard bool   // take any message and keep nothing (a collective in error)
-	scans   uint8  // scans of the stall watcher that found r pending (verify.go)
+	src     int       // comm rank or AnySource
+	tag     int       // or AnyTag
+	call    uint32    // a collective's call word (call.go), or the element type word (elem.go); a probe: the code of the message it found
+	et      *elemType // point-to-point receive or probe: its element type
+	discard bool      // take any message and keep nothing (a collective in error)
+	scans   uint8     // scans of the stall watcher that found r pending (verify.go)
 	kind    reqKind
 
 	// Rendezvous.

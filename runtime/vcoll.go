@@ -33,6 +33,7 @@ func Allgatherv[T Elem](c *Comm, send, recv []T, counts, displs []int) error {
 	if local == nil && len(send) != counts[c.Rank()] {
 		local = errInvalid(fmt.Sprintf("send has %d elements but counts[%d] = %d", len(send), c.Rank(), counts[c.Rank()]))
 	}
+	local = elemFirst[T](local)
 	if c == nil {
 		if local == nil {
 			copy(recv[displs[0]:], send)
@@ -69,7 +70,7 @@ func Allgatherv[T Elem](c *Comm, send, recv []T, counts, displs []int) error {
 // world with a cause naming the sizes; ErrAborted, ErrClosed.
 func Scatterv[T Elem](c *Comm, send []T, counts, displs []int, recv []T, root int) error {
 	if c == nil {
-		err := checkSerialRoot(root)
+		err := elemFirst[T](checkSerialRoot(root))
 		if err == nil {
 			err = checkBlocks("send", 1, len(send), counts, displs)
 		}
@@ -81,7 +82,7 @@ func Scatterv[T Elem](c *Comm, send []T, counts, displs []int, recv []T, root in
 		}
 		return (*Comm)(nil).opErr("Scatterv", root, err)
 	}
-	local := c.checkRoot(root)
+	local := elemFirst[T](c.checkRoot(root))
 	if local == nil && c.rank == root {
 		local = checkBlocks("send", c.size, len(send), counts, displs)
 		if local == nil && counts[root] != len(recv) {
@@ -134,6 +135,7 @@ func Alltoallv[T Elem](c *Comm, send []T, sendcounts, sdispls []int, recv []T, r
 	if local == nil && sendcounts[me] != recvcounts[me] {
 		local = errInvalid(fmt.Sprintf("sendcounts[%d] = %d but recvcounts[%d] = %d", me, sendcounts[me], me, recvcounts[me]))
 	}
+	local = elemFirst[T](local)
 	if c == nil {
 		if local == nil {
 			copy(recv[rdispls[0]:rdispls[0]+recvcounts[0]], send[sdispls[0]:sdispls[0]+sendcounts[0]])

@@ -248,8 +248,8 @@ type stall struct {
 func (w *world) scanStalls() {
 	var due []stall
 	note := func(r *Request) {
-		if r.call == 0 {
-			return
+		if r.call == 0 || r.ctx != r.c.ctx+1 {
+			return // point-to-point (its word is an element type code)
 		}
 		if r.scans++; r.scans >= 3 {
 			r.scans = 0

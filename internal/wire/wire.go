@@ -15,8 +15,9 @@ import (
 
 // Version is the protocol version carried in every header. A peer with
 // another version is refused at the first frame. Version 2 gave the word at
-// offset 20 to Call and added the kinds Closing, Credit and Check.
-const Version = 2
+// offset 20 to Call and added the kinds Closing, Credit and Check; version
+// 3 put the element type code of point-to-point messages in Call.
+const Version = 3
 
 // HeaderSize is the encoded size of a Header in bytes.
 const HeaderSize = 40
@@ -104,7 +105,7 @@ type Header struct {
 	Context uint32 // communicator context id
 	Src     int32  // sender's rank in that communicator
 	Tag     int32
-	Call    uint32 // identifies the collective call a frame belongs to (runtime-defined); 0 otherwise
+	Call    uint32 // the collective call a frame belongs to, or a point-to-point message's element type code (runtime-defined)
 	Arg0    uint64
 	Arg1    uint64
 }
