@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,18 @@ import (
 // and Request.Cancel. Each check is a function of the communicator, run
 // with goroutine ranks over the in-process transport and over real shared
 // memory and TCP (sendrecvConfigs), and as process ranks (process_test.go).
+
+func init() {
+	ranktest.Register("p2p-more", func(c *runtime.Comm) error {
+		for _, f := range []func(*runtime.Comm) error{checkSsend, checkMprobe, checkCancel, checkValues} {
+			if err := f(c); err != nil {
+				return err
+			}
+		}
+		fmt.Printf("rank %d ok\n", c.Rank())
+		return nil
+	})
+}
 
 func runChecks(t *testing.T, sizes []int, check func(*runtime.Comm) error) {
 	for _, sc := range sendrecvConfigs {
@@ -448,3 +461,13 @@ func checkCancel(c *runtime.Comm) error {
 }
 
 func TestCancel(t *testing.T) { runChecks(t, []int{1, 2, 3}, checkCancel) }
+
+// The same checks with process ranks: two emulated nodes of two, so pairs
+// talk over shared-memory rings between processes and over TCP.
+func TestProcessP2PMore(t *testing.T) {
+	cfg := ranktest.SpawnConfig{Nodes: 2}
+	out := cfg.Spawn(t, 4, "p2p-more")
+	if got := strings.Count(out, " ok"); got != 4 {
+		t.Fatalf("%d ranks reported ok, want 4:\n%s", got, out)
+	}
+}
