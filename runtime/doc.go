@@ -34,14 +34,20 @@
 // # Calls
 //
 // Requests complete with Wait, Test, Waitall, Waitany, Waitsome, Testany
-// and Testall.
+// and Testall; Request.Cancel withdraws a receive no message has matched
+// yet (Status.Canceled; sends cannot be canceled).
 //
 // Data-moving calls are generic functions that take the communicator
 // first, because methods cannot have type parameters: Send, Recv, Isend,
 // Irecv, Probe, Iprobe, Sendrecv, SendrecvReplace (a peer may be ProcNull,
-// which makes the call a no-op); Barrier (a method), Bcast, Reduce,
-// Allreduce, Scan, Exscan, ReduceScatter, ReduceScatterBlock, Gather,
-// Gatherv, Allgather, Allgatherv, Scatter, Scatterv, Alltoall, Alltoallv.
+// which makes the call a no-op); Ssend and Issend (synchronous: complete
+// once the matching receive has started); Mprobe and Improbe, which take
+// the message they find out of matching as a *Message that only Mrecv or
+// Imrecv receives, so goroutines receiving from AnySource at once cannot
+// take each other's message between probe and receive; Barrier (a
+// method), Bcast, Reduce, Allreduce, Scan, Exscan, ReduceScatter,
+// ReduceScatterBlock, Gather, Gatherv, Allgather, Allgatherv, Scatter,
+// Scatterv, Alltoall, Alltoallv.
 // Element types are any fixed-size types without pointers (Elem: numbers,
 // bool, arrays and structs of them); reductions take an Op (Sum, Prod,
 // Min, Max, Land, Lor, Lxor, Band, Bor, Bxor on numbers; MinLoc, MaxLoc on
@@ -49,6 +55,19 @@
 // management is methods: Rank, Size, Node, NodeName, Dup, Split,
 // SplitShared, Cart (a Cartesian grid: Coords, RankOf, Shift, Sub; and
 // DimsCreate), Abort, Close.
+//
+// Any Go value, not only slices of Elem, travels through the value forms,
+// encoded with encoding/gob (mpi4py's lowercase calls with pickle):
+// SendValue, RecvValue (of any size: it probes first), SendrecvValue,
+// BcastValue, GatherValue, ScatterValue, AllgatherValue, AlltoallValue,
+// and ReduceValue and AllreduceValue, which combine with a Go func in rank
+// order. Every received value is decoded afresh and shares no memory with
+// the sender's; gob's rules apply (exported fields only; nil pointers,
+// maps and slices arrive as nil; types inside interfaces need
+// gob.Register). A value that cannot be encoded is ErrInvalid naming its
+// type, in a collective the same error on every rank; one that cannot be
+// decoded into the receiver's type is ErrInvalid on the rank that decodes
+// it.
 //
 // Every call's documentation says, in this order: whether it is
 // collective, whether it blocks, who owns the buffers and until when, and

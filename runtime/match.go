@@ -195,6 +195,9 @@ func (w *world) onEager(from int, h wire.Header, body transport.Body) error {
 // frame of the same kind of call completes it with the argument error it
 // carries; a discarding receive takes anything and keeps nothing.
 func (r *Request) fillEager(src, tag int, call uint32, poison bool, body transport.Body) error {
+	if r.kind == reqMprobe {
+		return r.holdEager(src, tag, call, body)
+	}
 	n := body.Len()
 	r.status = Status{Source: src, Tag: tag, Bytes: n}
 	switch {
@@ -256,8 +259,14 @@ func (w *world) onRTS(from int, h wire.Header, body transport.Body) error {
 		w.sendAsync(from, goneCTS(h.Arg0), nil)
 		return nil
 	}
-	if r == nil {
-		probes := q.addUnexp(&inMsg{src: src, tag: tag, from: from, call: h.Call, rts: true, size: int(h.Arg1), sreq: h.Arg0, addr: addr})
+	if r == nil || r.kind == reqMprobe {
+		m := &inMsg{src: src, tag: tag, from: from, call: h.Call, rts: true, size: int(h.Arg1), sreq: h.Arg0, addr: addr}
+		if r != nil {
+			w.mu.Unlock()
+			r.hold(m)
+			return nil
+		}
+		probes := q.addUnexp(m)
 		w.mu.Unlock()
 		completeAll(probes)
 		return nil

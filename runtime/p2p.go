@@ -51,7 +51,7 @@ func Isend[T Elem](c *Comm, buf []T, dest, tag int) (*Request, error) {
 		return nil, c.opErr("Isend", dest, err)
 	}
 	if dest == ProcNull {
-		return nullRequest("Isend", Status{}), nil
+		return nullRequest("Isend", reqSend, Status{}), nil
 	}
 	if err := c.checkP2P(dest, tag, false); err != nil {
 		return nil, c.opErr("Isend", dest, err)
@@ -100,7 +100,7 @@ func Irecv[T Elem](c *Comm, buf []T, src, tag int) (*Request, error) {
 		return nil, c.opErr("Irecv", src, err)
 	}
 	if src == ProcNull {
-		return nullRequest("Irecv", nullStatus), nil
+		return nullRequest("Irecv", reqRecv, nullStatus), nil
 	}
 	if err := c.checkP2P(src, tag, true); err != nil {
 		return nil, c.opErr("Irecv", src, err)
@@ -210,6 +210,13 @@ func (c *Comm) isend(ctx uint32, b []byte, dest int, tag int32, call uint32, esi
 			return sent, nil
 		}
 	}
+	return c.sendRTS(ctx, b, dest, tag, call, esize, op)
+}
+
+// sendRTS starts a rendezvous send: it sends the RTS and returns the
+// request, which completes once the receiver matched the message and took
+// (or declined) the data.
+func (c *Comm) sendRTS(ctx uint32, b []byte, dest int, tag int32, call uint32, esize int, op string) (*Request, error) {
 	r := c.newRequest(op, reqSend, dest, b, esize)
 	r.to = c.group[dest]
 	r.ctx, r.tag, r.call = ctx, int(tag), call
@@ -272,31 +279,47 @@ func (c *Comm) irecv(ctx uint32, b []byte, src, tag int, call uint32, discard bo
 		w.mu.Unlock()
 		return r, nil
 	}
-	m := q.unexp[i]
-	q.unexp = append(q.unexp[:i], q.unexp[i+1:]...)
+	m := q.takeUnexp(w, i)
 	if !m.rts {
-		w.unexpBytes -= int64(m.size)
 		w.mu.Unlock()
 		w.consumed(m.from, m.size)
 		_ = r.fillEager(m.src, m.tag, m.call, m.poison, transport.BytesBody(m.data))
 		return r, nil
 	}
+	if err := w.acceptLocked(r, m); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// takeUnexp removes and returns the unexpected message at index i. The
+// caller, after unlocking, reports an eager one as consumed (flow.go).
+// Callers hold w.mu.
+func (q *matchQueue) takeUnexp(w *world, i int) *inMsg {
+	m := q.unexp[i]
+	q.unexp = append(q.unexp[:i], q.unexp[i+1:]...)
+	if !m.rts {
+		w.unexpBytes -= int64(m.size)
+	}
+	return m
+}
+
+// acceptLocked matches the receive r with the rendezvous message m, which
+// is off its queue, and answers its sender. Callers hold w.mu, which it
+// releases.
+func (w *world) acceptLocked(r *Request, m *inMsg) error {
 	cts, done, fail, single := w.acceptRTSLocked(r, m.from, m.src, m.tag, m.call, m.size, m.sreq, m.addr)
 	w.mu.Unlock()
 	if single {
-		err := w.singleCopy(r, m.from, m.addr, cts, func(h wire.Header) error { return w.send(m.from, h, nil) })
-		if err != nil {
-			return nil, err
-		}
-		return r, nil
+		return w.singleCopy(r, m.from, m.addr, cts, func(h wire.Header) error { return w.send(m.from, h, nil) })
 	}
 	if err := w.send(m.from, cts, nil); err != nil {
-		return nil, err
+		return err
 	}
 	if done {
 		r.complete(fail)
 	}
-	return r, nil
+	return nil
 }
 
 // probe looks for a matching unexpected message. If there is none and block

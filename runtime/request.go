@@ -20,6 +20,9 @@ type Status struct {
 	Tag    int
 	Count  int // elements of the receive's type (for a truncated message: of the message)
 	Bytes  int // the message size in bytes
+	// Canceled reports a receive that Request.Cancel withdrew before any
+	// message matched it; Source and Tag are then those it asked for.
+	Canceled bool
 }
 
 // A Request is a nonblocking send, receive or probe in progress.
@@ -53,6 +56,8 @@ type Request struct {
 	to   int    // send: world rank of the receiver
 	size int    // receive: total bytes announced by RTS
 	got  int    // receive: bytes arrived (touched by one receive goroutine)
+
+	msg *inMsg // matched probe: the message it took (mprobe.go)
 
 	status  Status
 	err     error
@@ -93,6 +98,7 @@ const (
 	reqSend reqKind = iota
 	reqRecv
 	reqProbe
+	reqMprobe // a blocked Mprobe, posted like a receive (mprobe.go)
 )
 
 func (c *Comm) newRequest(op string, kind reqKind, peer int, buf []byte, esize int) *Request {

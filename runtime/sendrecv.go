@@ -9,9 +9,9 @@ const ProcNull = -3
 // nullStatus is the status of a receive or probe from ProcNull.
 var nullStatus = Status{Source: ProcNull, Tag: AnyTag}
 
-// nullRequest is a request already complete, for ProcNull.
-func nullRequest(op string, st Status) *Request {
-	r := &Request{op: op, peer: ProcNull, status: st}
+// nullRequest is a request of kind kind already complete, for ProcNull.
+func nullRequest(op string, kind reqKind, st Status) *Request {
+	r := &Request{op: op, kind: kind, peer: ProcNull, status: st}
 	r.claimed.Store(true)
 	// release: status above happen-before an isDone that sees reqDone.
 	r.state.Store(reqDone)
