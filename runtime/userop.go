@@ -84,7 +84,9 @@ var (
 //
 // If fn panics, the reduction recovers the panic, aborts the world with a
 // cause that names the op, the rank, the place and the panic's value, and
-// returns ErrAborted; so do the other ranks. Ops are for collectives only:
+// returns ErrAborted; the other ranks return it from that call or their
+// next one (a rank that folded nothing of the offending data may finish
+// the call first). Ops are for collectives only:
 // one-sided accumulates (package rma) refuse them.
 //
 // NewOp may be called from any goroutine. At most 224 user ops may be live
