@@ -83,7 +83,9 @@ func countedCall(kind collKind, op Op, count, esize int) callID {
 // The call word (wire.Header.Call) packs a callID into 32 bits: the kind in
 // bits 0–4, the op in bits 5–9, and in bits 10–31 root+1 for a rooted call,
 // else count+1 where counts must agree, else 0 — modulo 2^22, which is exact
-// for roots and counts below about four million.
+// for roots and counts below about four million. A user op's field is not
+// its handle, which is local to a process, but a code from what the ranks
+// agree on (Op.wordCode).
 const (
 	wordKindBits = 5
 	wordOpBits   = 5
@@ -92,7 +94,7 @@ const (
 )
 
 func (id callID) word() uint32 {
-	w := uint32(id.kind) | uint32(id.op)<<wordKindBits
+	w := uint32(id.kind) | id.op.wordCode()<<wordKindBits
 	var arg int
 	switch {
 	case id.kind.rooted():
@@ -162,7 +164,10 @@ func wordString(w uint32) string { return decodeWord(w).String() }
 
 func (id callID) String() string {
 	var parts []string
-	if id.op != 0 {
+	switch {
+	case id.op >= userWordCode && id.op < userWordCode+8:
+		parts = append(parts, fmt.Sprintf("a user op (code %d)", id.op))
+	case id.op != 0:
 		parts = append(parts, id.op.String())
 	}
 	if id.root >= 0 {

@@ -51,7 +51,7 @@
 // Element types are any fixed-size types without pointers (Elem: numbers,
 // bool, arrays and structs of them); reductions take an Op (Sum, Prod,
 // Min, Max, Land, Lor, Lxor, Band, Bor, Bxor on numbers; MinLoc, MaxLoc on
-// Loc pairs). Communicator
+// Loc pairs; or a user op made with NewOp). Communicator
 // management is methods: Rank, Size, Node, NodeName, Dup, Split,
 // SplitShared, Cart (a Cartesian grid: Coords, RankOf, Shift, Sub; and
 // DimsCreate), Abort, Close.
@@ -74,6 +74,25 @@
 // what it returns on error. Blocking calls are the nonblocking call plus
 // Wait. A buffer passed to Isend or Irecv belongs to the request until it
 // completes.
+//
+// # User-defined reductions
+//
+// NewOp makes a Go function an Op (MPI_Op_create), with a flag that says
+// whether it commutes; Free releases it:
+//
+//	// compose applies acc's map, then in's: acc[i] = acc[i] ∘ in[i].
+//	compose, err := runtime.NewOp("compose", func(acc, in []uint64) { ... }, false)
+//	defer compose.Free()
+//	err = runtime.Allreduce(world, maps, result, compose)
+//
+// The function gets acc from lower ranks and in from higher ones (MPI's
+// user function takes them the other way round). An op that does not
+// commute is applied in rank order by every reduction, x0 ∘ x1 ∘ … ∘ x(n-1),
+// through algorithms that keep that order (a large Allreduce then costs
+// more than with a commutative op; see NewOp). Every rank creates the op
+// with the same name, type and flag: that is what the ranks compare, the Op
+// value being a handle of the process. A panic in the function aborts the
+// world with a cause that names the op.
 //
 // # Concurrency and progress
 //
@@ -184,8 +203,7 @@
 //
 // # Not here (yet)
 //
-// Derived datatypes, user-defined reduction operations, persistent and
-// nonblocking collectives, intercommunicators and dynamic processes. One-
-// sided windows live in package rma, node-shared arrays and locks in
-// package patterns.
+// Derived datatypes, persistent and nonblocking collectives,
+// intercommunicators and dynamic processes. One-sided windows live in
+// package rma, node-shared arrays and locks in package patterns.
 package runtime

@@ -50,6 +50,24 @@ func (c *Comm) hierarchical() bool {
 	return c.hierPlan == planHier
 }
 
+// nodesConsecutive reports whether the ranks of c on each node are
+// consecutive in c, so that the node-aware Allreduce combines in rank
+// order. Every rank of c gets the same answer.
+func (c *Comm) nodesConsecutive() bool {
+	seen := make(map[string]bool)
+	for q, wr := range c.group {
+		id := c.w.nodes[wr]
+		if q > 0 && id == c.w.nodes[c.group[q-1]] {
+			continue
+		}
+		if seen[id] {
+			return false
+		}
+		seen[id] = true
+	}
+	return true
+}
+
 // hierarchy returns c's node structure, building its sub-communicators on
 // first use. It is collective over c: every rank of c calls it at the same
 // point (the first hierarchical collective), so the allgather it makes on
@@ -237,8 +255,10 @@ func nodeBcast(h *hier, k *coll, b []byte, root int) error {
 // holding this rank's input: each node reduces to its leader, the leaders
 // allreduce, and each leader broadcasts the result in its node. Every rank
 // gets the leaders' bytes, so results are bit-identical. An argument error
-// (k.err) travels the same way, so every rank ends with the same one.
-func hierAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T)) (err error) {
+// (k.err) travels the same way, so every rank ends with the same one. For
+// an ordered op (callers make sure that c.nodesConsecutive()) both steps
+// combine in rank order, and so does the whole.
+func hierAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T), ordered bool) (err error) {
 	c := k.c
 	defer func() { err = c.hierErr("Allreduce", NoPeer, err) }()
 	h, err := c.hierarchy()
@@ -250,7 +270,7 @@ func hierAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T)) (err error) {
 		return err
 	}
 	kn.err = k.err
-	if err := reduce(&kn, acc, acc, f, 0); err != nil {
+	if err := reduce(&kn, acc, acc, f, 0, ordered); err != nil {
 		return err
 	}
 	k.err = kn.err
@@ -260,10 +280,10 @@ func hierAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T)) (err error) {
 			return err
 		}
 		kl.err = k.err
-		if len(acc)*sizeOf[T]() >= ringThreshold && len(acc) >= l.size {
+		if !ordered && len(acc)*sizeOf[T]() >= ringThreshold && len(acc) >= l.size {
 			err = ringAllreduce(&kl, acc, f)
 		} else {
-			err = rdAllreduce(&kl, acc, f)
+			err = rdAllreduce(&kl, acc, f, ordered)
 		}
 		if err != nil {
 			return err

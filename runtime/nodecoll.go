@@ -39,7 +39,7 @@ import (
 //	offset                 size   what
 //	64·(2r+p)              8      generation of rank r's last call of parity p
 //	64·(2r+p) + 8          8      its element count, or ^0 where counts may differ
-//	64·(2r+p) + 16         8      its descriptor: call word | element size<<32 | error<<40
+//	64·(2r+p) + 16         8      its descriptor: call word | element size<<32 | error<<40 | user op identity<<48
 //	64·(2r+p) + 24         40     its data, when at most 40 bytes
 //	128·n + 256·(2r+p)     256    its data (41 to 256 bytes), or its error text
 //	640·n                  8      sleepers: ranks that may sleep on bell
@@ -62,6 +62,9 @@ const (
 	ncSlot     = 256             // largest Bcast or Allreduce payload in bytes that takes this path
 	ncMaxRanks = 64
 	ncErrFlag  = 1 << 40 // in a descriptor: the rank's arguments are wrong; the slot holds why
+	// In a descriptor from this bit up: 16 bits of a user op's identity
+	// (Op.identBits), beyond the 2 in the call word.
+	ncIdentShift = 48
 )
 
 func ncSize(n int) int64 { return int64(ncOffSleepers(n) + 2*ncLine) }
@@ -255,7 +258,7 @@ func (c *Comm) allOK(err error) (bool, error) {
 	if err := c.begin(&k, "Setup", countedCall(callSetup, Min, 1, 4)); err != nil {
 		return false, err
 	}
-	if err := k.end(rdAllreduce(&k, v, f)); err != nil {
+	if err := k.end(rdAllreduce(&k, v, f, false)); err != nil {
 		return false, err
 	}
 	return v[0] == 1, nil
@@ -310,7 +313,7 @@ func (nc *nodeColl) sleepers() *uint64                 { return &nc.words[ncOffS
 func (nc *nodeColl) arrive(k *coll, data []byte, local error) (uint64, error) {
 	nc.gen++
 	g := nc.gen
-	desc := uint64(k.word) | uint64(uint8(k.id.esize))<<32
+	desc := uint64(k.word) | uint64(uint8(k.id.esize))<<32 | k.id.op.identBits()<<ncIdentShift
 	if local != nil {
 		desc |= ncErrFlag
 		msg := newArgError(nc.me, local).msg
@@ -362,6 +365,12 @@ func (nc *nodeColl) disagreement(k *coll, g uint64) error {
 	for r := 1; r < nc.n; r++ {
 		if d := differs(first, 0, nc.callAt(r, g), r); d != "" {
 			return &mismatchError{comm: k.c.name, seq: k.seq, msg: d}
+		}
+	}
+	for r := 1; r < nc.n; r++ {
+		if atomic.LoadUint64(nc.descWord(r, g))>>ncIdentShift != atomic.LoadUint64(nc.descWord(0, g))>>ncIdentShift {
+			return &mismatchError{comm: k.c.name, seq: k.seq, msg: fmt.Sprintf(
+				"the ranks passed different ops: rank 0 and rank %d passed different user ops to %v", r, first)}
 		}
 	}
 	return &mismatchError{comm: k.c.name, seq: k.seq, msg: "the ranks' calls differ"}

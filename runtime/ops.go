@@ -6,8 +6,9 @@ import (
 	"sync"
 )
 
-// Op is a reduction operation of Reduce, Allreduce and Scan. All of them
-// are commutative and associative (up to floating-point rounding).
+// Op is a reduction operation of Reduce, Allreduce, Scan, Exscan and
+// ReduceScatter: one of the built-in ops below, all commutative and
+// associative (up to floating-point rounding), or a user op from NewOp.
 type Op uint8
 
 // The reduction operations. Sum and Prod apply to every number type; Min
@@ -41,6 +42,9 @@ var opNames = [...]string{Sum: "Sum", Prod: "Prod", Min: "Min", Max: "Max", Land
 func (o Op) String() string {
 	if o >= Sum && o <= MaxLoc {
 		return opNames[o]
+	}
+	if u := userOpOf(o); u != nil {
+		return u.name
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }
@@ -235,6 +239,9 @@ func complexKernel[B complexNum](op Op) (func(dst, src []B), bool) {
 
 // checkOp returns the kernel for op on T, or an argument error naming both.
 func checkOp[T Elem](op Op) (func(dst, src []T), error) {
+	if op >= firstUserOp {
+		return userKernel[T](op)
+	}
 	if op == Replace || op == NoOp {
 		return nil, errInvalid(fmt.Sprintf("op %v is for one-sided accumulates, not collectives", op))
 	}
@@ -257,10 +264,15 @@ func checkOp[T Elem](op Op) (func(dst, src []T), error) {
 }
 
 // commKernel is checkOp with a one-entry cache on c (nil allowed): a loop
-// of reductions of one type and op skips even the sync.Map lookup. Only
+// of reductions of one type and op skips even the sync.Map lookup (user
+// ops skip both caches: a freed handle may name another op). Only
 // collectives use it, and those run one at a time on c.
+//
+// The kernel folds src into dst as dst = dst op src, with dst holding the
+// lower ranks' contributions; an algorithm that combines in another order
+// must not use it directly for an op that is op.ordered() (see foldLower).
 func commKernel[T Elem](c *Comm, op Op) (func(dst, src []T), error) {
-	if c == nil {
+	if c == nil || op >= firstUserOp {
 		return checkOp[T](op)
 	}
 	key := kernelKey{reflect.TypeFor[T](), op}
@@ -272,6 +284,18 @@ func commKernel[T Elem](c *Comm, op Op) (func(dst, src []T), error) {
 		c.kernel.key, c.kernel.f = key, f
 	}
 	return f, err
+}
+
+// foldLower sets acc = in op acc, where in holds the contributions of
+// lower ranks than acc's; in is overwritten. For an op that commutes that
+// is f(acc, in); otherwise f(in, acc) and a copy back.
+func foldLower[T Elem](f func(dst, src []T), ordered bool, acc, in []T) {
+	if !ordered {
+		f(acc, in)
+		return
+	}
+	f(in, acc)
+	copy(acc, in)
 }
 
 // kernels caches the kernel of every (element type, op) used so far, so

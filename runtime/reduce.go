@@ -86,12 +86,14 @@ func (k *coll) bcast(b []byte, root int) error {
 // len(send) elements; elsewhere it may be nil.
 //
 // Reduce is collective over c and blocking; every rank passes the same op,
-// root and len(send). It uses a binomial tree. Errors: ErrInvalid for an op
-// not defined for T, a root out of range, a recv of the wrong length at
-// root, or arguments that differ between ranks — on a one-node
-// communicator returned by every rank, otherwise the cause of ErrAborted on
-// every rank; ErrAborted, ErrClosed.
-func Reduce[T Elem](c *Comm, send, recv []T, op Op, root int) error {
+// root and len(send). It uses a binomial tree; for an op that does not
+// commute (NewOp), a tree towards rank 0, which combines in rank order, and
+// then a message to root. Errors: ErrInvalid for an op not defined for T, a
+// root out of range, a recv of the wrong length at root, or arguments that
+// differ between ranks — on a one-node communicator returned by every
+// rank, otherwise the cause of ErrAborted on every rank; ErrAborted (also
+// when a user op's function panics, see NewOp), ErrClosed.
+func Reduce[T Elem](c *Comm, send, recv []T, op Op, root int) (err error) {
 	f, local := commKernel[T](c, op)
 	if c == nil {
 		if local == nil {
@@ -102,6 +104,7 @@ func Reduce[T Elem](c *Comm, send, recv []T, op Op, root int) error {
 		}
 		return (*Comm)(nil).opErr("Reduce", root, local)
 	}
+	defer c.catchOp("Reduce", &err)
 	if local == nil {
 		local = c.checkRoot(root)
 	}
@@ -113,7 +116,7 @@ func Reduce[T Elem](c *Comm, send, recv []T, op Op, root int) error {
 	if err := c.enterStrict(&k, "Reduce", id, local); err != nil {
 		return c.opErr("Reduce", root, err)
 	}
-	return c.opErr("Reduce", root, k.end(reduce(&k, send, recv, f, root)))
+	return c.opErr("Reduce", root, k.end(reduce(&k, send, recv, f, root, op.ordered())))
 }
 
 func serialCopy[T Elem](send, recv []T) error {
@@ -126,19 +129,31 @@ func serialCopy[T Elem](send, recv []T) error {
 
 // reduce is the binomial tree towards root. A rank that knows of an
 // argument error (k.err, in hierAllreduce) passes it up in place of data.
-func reduce[T Elem](k *coll, send, recv []T, f func(dst, src []T), root int) error {
-	n, vr := k.c.size, (k.c.rank-root+k.c.size)%k.c.size
+//
+// Every rank's accumulator holds the contributions of consecutive virtual
+// ranks (rank - root mod n), its own first, and folds in those of higher
+// ones after it: in rank order when the tree's root is rank 0. So for an
+// ordered op the tree goes to rank 0, which sends the result to root.
+func reduce[T Elem](k *coll, send, recv []T, f func(dst, src []T), root int, ordered bool) error {
+	top := root
+	if ordered {
+		top = 0
+	}
+	n, vr := k.c.size, (k.c.rank-top+k.c.size)%k.c.size
 	acc := append([]T(nil), send...)
 	var tmp []T
 	for mask := 1; mask < n; mask <<= 1 {
 		if vr&mask != 0 {
-			return k.send((vr-mask+root)%n, asBytes(acc))
+			if err := k.send((vr-mask+top)%n, asBytes(acc)); err != nil {
+				return err
+			}
+			break
 		}
 		if vr|mask < n {
 			if tmp == nil {
 				tmp = make([]T, len(send))
 			}
-			if err := k.recv((vr|mask+root)%n, asBytes(tmp)); err != nil {
+			if err := k.recv((vr|mask+top)%n, asBytes(tmp)); err != nil {
 				return err
 			}
 			if k.err == nil {
@@ -146,7 +161,14 @@ func reduce[T Elem](k *coll, send, recv []T, f func(dst, src []T), root int) err
 			}
 		}
 	}
-	copy(recv, acc)
+	switch r := k.c.rank; {
+	case r == top && r == root:
+		copy(recv, acc)
+	case r == top:
+		return k.send(root, asBytes(acc))
+	case r == root:
+		return k.recv(top, asBytes(recv))
+	}
 	return nil
 }
 
@@ -161,16 +183,20 @@ func reduce[T Elem](k *coll, send, recv []T, f func(dst, src []T), root int) err
 // spans several nodes with several ranks on some node, it reduces inside
 // each node to its leader, allreduces among the leaders as above, and
 // broadcasts inside each node (hier.go); on a one-node communicator, up to
-// 256 bytes go through the shared segment. Errors: ErrInvalid, returned by
-// every rank, for an op not defined for T or a recv of the wrong length on
-// any rank; arguments that differ between ranks are ErrInvalid on every
-// rank of a one-node communicator, otherwise the cause of ErrAborted on
-// every rank; ErrAborted, ErrClosed.
-func Allreduce[T Elem](c *Comm, send, recv []T, op Op) error {
+// 256 bytes go through the shared segment. For an op that does not commute
+// (NewOp) it combines in rank order: recursive doubling at every size, and
+// the node-aware steps only where each node's ranks are consecutive in c.
+// Errors: ErrInvalid, returned by every rank, for an op not defined for T
+// or a recv of the wrong length on any rank; arguments that differ between
+// ranks are ErrInvalid on every rank of a one-node communicator, otherwise
+// the cause of ErrAborted on every rank; ErrAborted (also when a user op's
+// function panics, see NewOp), ErrClosed.
+func Allreduce[T Elem](c *Comm, send, recv []T, op Op) (err error) {
 	f, local := elementwise(c, send, recv, op)
 	if c == nil {
 		return (*Comm)(nil).opErr("Allreduce", NoPeer, local)
 	}
+	defer c.catchOp("Allreduce", &err)
 	var k coll
 	if err := c.begin(&k, "Allreduce", countedCall(callAllreduce, op, len(send), sizeOf[T]())); err != nil {
 		return c.opErr("Allreduce", NoPeer, err)
@@ -187,14 +213,14 @@ func Allreduce[T Elem](c *Comm, send, recv []T, op Op) error {
 	} else if local != nil {
 		k.err = newArgError(c.rank, local)
 	}
-	var err error
+	ordered := op.ordered()
 	switch {
-	case c.hierarchical():
-		err = hierAllreduce(&k, acc, f)
-	case len(acc)*sizeOf[T]() >= ringThreshold && len(acc) >= c.size:
+	case c.hierarchical() && (!ordered || c.nodesConsecutive()):
+		err = hierAllreduce(&k, acc, f, ordered)
+	case !ordered && len(acc)*sizeOf[T]() >= ringThreshold && len(acc) >= c.size:
 		err = ringAllreduce(&k, acc, f)
 	default:
-		err = rdAllreduce(&k, acc, f)
+		err = rdAllreduce(&k, acc, f, ordered)
 	}
 	return c.opErr("Allreduce", NoPeer, k.end(err))
 }
@@ -216,7 +242,11 @@ func elementwise[T Elem](c *Comm, send, recv []T, op Op) (func(dst, src []T), er
 // rdAllreduce is recursive doubling on acc in place. With n not a power of
 // two, the first 2·rem ranks pair up: the even one hands its vector to the
 // odd one and sits out, then gets the result back at the end.
-func rdAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T)) error {
+//
+// A rank's vector always holds the contributions of consecutive ranks, and
+// its partner's lie all below or all above them, so an ordered op combines
+// in rank order: lower ∘ higher, computed the same way by both partners.
+func rdAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T), ordered bool) error {
 	n, r := k.c.size, k.c.rank
 	if n == 1 {
 		return nil
@@ -236,7 +266,7 @@ func rdAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T)) error {
 			return err
 		}
 		if k.err == nil {
-			f(acc, tmp)
+			foldLower(f, ordered, acc, tmp)
 		}
 		vr = r / 2
 	}
@@ -253,7 +283,11 @@ func rdAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T)) error {
 		}
 		// x+y and y+x are the same IEEE value, so both partners hold
 		// bit-identical sums after every round.
-		if k.err == nil {
+		switch {
+		case k.err != nil:
+		case peer < r:
+			foldLower(f, ordered, acc, tmp)
+		default:
 			f(acc, tmp)
 		}
 	}
@@ -299,23 +333,30 @@ func ringAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T)) error {
 // elements and may be send itself.
 //
 // Scan is collective over c and blocking; every rank passes the same op and
-// len(send). It uses recursive doubling. Errors: ErrInvalid for an op not
+// len(send). It uses recursive doubling, which combines in rank order for an
+// op that does not commute (NewOp). Errors: ErrInvalid for an op not
 // defined for T, a recv of the wrong length, or arguments that differ
 // between ranks — on a one-node communicator returned by every rank,
-// otherwise the cause of ErrAborted on every rank; ErrAborted, ErrClosed.
-func Scan[T Elem](c *Comm, send, recv []T, op Op) error {
+// otherwise the cause of ErrAborted on every rank; ErrAborted (also when a
+// user op's function panics, see NewOp), ErrClosed.
+func Scan[T Elem](c *Comm, send, recv []T, op Op) (err error) {
 	f, local := elementwise(c, send, recv, op)
 	if c == nil {
 		return (*Comm)(nil).opErr("Scan", NoPeer, local)
 	}
+	defer c.catchOp("Scan", &err)
 	var k coll
 	if err := c.enterStrict(&k, "Scan", countedCall(callScan, op, len(send), sizeOf[T]()), local); err != nil {
 		return c.opErr("Scan", NoPeer, err)
 	}
 	n, r := c.size, c.rank
 	copy(recv, send)
+	// partial holds the contributions of r's aligned group of 2·mask ranks
+	// so far, recv those of the group's ranks up to r; a partner's group
+	// lies all below or all above.
 	partial := append([]T(nil), send...)
 	tmp := make([]T, len(send))
+	var lower []T // a copy of tmp for an ordered op's recv
 	for mask := 1; mask < n; mask <<= 1 {
 		peer := r ^ mask
 		if peer >= n {
@@ -324,10 +365,12 @@ func Scan[T Elem](c *Comm, send, recv []T, op Op) error {
 		if err := k.sendrecv(peer, asBytes(partial), peer, asBytes(tmp)); err != nil {
 			return c.opErr("Scan", NoPeer, err)
 		}
-		f(partial, tmp)
-		if peer < r {
-			f(recv, tmp)
+		if peer > r {
+			f(partial, tmp)
+			continue
 		}
+		foldScan(f, op.ordered(), recv, tmp, &lower)
+		foldLower(f, op.ordered(), partial, tmp)
 	}
 	return c.opErr("Scan", NoPeer, k.end(nil))
 }
@@ -338,11 +381,12 @@ func Scan[T Elem](c *Comm, send, recv []T, op Op) error {
 //
 // Exscan is collective over c and blocking; every rank passes the same op
 // and len(send). It uses recursive doubling, as Scan. Errors as Scan.
-func Exscan[T Elem](c *Comm, send, recv []T, op Op) error {
+func Exscan[T Elem](c *Comm, send, recv []T, op Op) (err error) {
 	f, local := elementwise(c, send, recv, op)
 	if c == nil {
 		return (*Comm)(nil).opErr("Exscan", NoPeer, local)
 	}
+	defer c.catchOp("Exscan", &err)
 	var k coll
 	if err := c.enterStrict(&k, "Exscan", countedCall(callExscan, op, len(send), sizeOf[T]()), local); err != nil {
 		return c.opErr("Exscan", NoPeer, err)
@@ -351,6 +395,7 @@ func Exscan[T Elem](c *Comm, send, recv []T, op Op) error {
 	partial := append([]T(nil), send...)
 	tmp := make([]T, len(send))
 	have := false // recv holds a lower rank's contribution
+	var lower []T
 	for mask := 1; mask < n; mask <<= 1 {
 		peer := r ^ mask
 		if peer >= n {
@@ -359,15 +404,29 @@ func Exscan[T Elem](c *Comm, send, recv []T, op Op) error {
 		if err := k.sendrecv(peer, asBytes(partial), peer, asBytes(tmp)); err != nil {
 			return c.opErr("Exscan", NoPeer, err)
 		}
-		f(partial, tmp)
-		if peer < r {
-			if have {
-				f(recv, tmp)
-			} else {
-				copy(recv, tmp)
-				have = true
-			}
+		if peer > r {
+			f(partial, tmp)
+			continue
 		}
+		if have {
+			foldScan(f, op.ordered(), recv, tmp, &lower)
+		} else {
+			copy(recv, tmp)
+			have = true
+		}
+		foldLower(f, op.ordered(), partial, tmp)
 	}
 	return c.opErr("Exscan", NoPeer, k.end(nil))
+}
+
+// foldScan sets recv = tmp op recv, where tmp holds lower ranks'
+// contributions, leaving tmp as it was (for an ordered op through a copy
+// in *lower).
+func foldScan[T Elem](f func(dst, src []T), ordered bool, recv, tmp []T, lower *[]T) {
+	if !ordered {
+		f(recv, tmp)
+		return
+	}
+	*lower = append((*lower)[:0], tmp...)
+	foldLower(f, true, recv, *lower)
 }

@@ -165,13 +165,14 @@ func Alltoallv[T Elem](c *Comm, send []T, sendcounts, sdispls []int, recv []T, r
 //
 // ReduceScatter is collective over c and blocking. Each rank sends block j
 // to rank j and combines the blocks it receives (pairwise, in rank order,
-// so every rank's result is combined in the same order). Errors:
+// so every rank's result is combined in the same order, and an op that
+// does not commute, see NewOp, is applied in rank order). Errors:
 // ErrInvalid for an op not defined for T, or a send or recv whose length
 // the counts do not give — on a one-node communicator returned by every
 // rank, otherwise the cause of ErrAborted on every rank; counts that differ
-// between ranks abort the world with a cause naming the sizes; ErrAborted,
-// ErrClosed.
-func ReduceScatter[T Elem](c *Comm, send, recv []T, counts []int, op Op) error {
+// between ranks abort the world with a cause naming the sizes; ErrAborted
+// (also when a user op's function panics), ErrClosed.
+func ReduceScatter[T Elem](c *Comm, send, recv []T, counts []int, op Op) (err error) {
 	f, local := commKernel[T](c, op)
 	n, me := c.Size(), c.Rank()
 	displs := make([]int, len(counts))
@@ -192,6 +193,7 @@ func ReduceScatter[T Elem](c *Comm, send, recv []T, counts []int, op Op) error {
 		}
 		return (*Comm)(nil).opErr("ReduceScatter", NoPeer, local)
 	}
+	defer c.catchOp("ReduceScatter", &err)
 	var k coll
 	if err := c.enterStrict(&k, "ReduceScatter", countedCall(callReduceScatter, op, -1, sizeOf[T]()), local); err != nil {
 		return c.opErr("ReduceScatter", NoPeer, err)
@@ -199,7 +201,6 @@ func ReduceScatter[T Elem](c *Comm, send, recv []T, counts []int, op Op) error {
 	m := counts[me]
 	got := make([]T, n*m) // the block of every rank, in rank order
 	copy(got[me*m:], send[displs[me]:displs[me]+m])
-	var err error
 	for s := 1; s < n && err == nil; s++ {
 		to, from := (me+s)%n, (me-s+n)%n
 		err = k.sendrecv(to, asBytes(send[displs[to]:displs[to]+counts[to]]), from, asBytes(got[from*m:(from+1)*m]))

@@ -247,6 +247,79 @@ var BadCases = []BadCase{
 		}
 		return runtime.Gather(c, []int64{1}, make([]int64, c.Size()), 0), ""
 	}},
+	// User ops (runtime.NewOp): every rank contributes the map x+1, so the
+	// composition over ranks 0..r is x+r+1.
+	{"allreduce-userop-wrong-type", last, true, "used with int64", func(c *runtime.Comm, bad bool) (error, string) {
+		return withAffine(c, "affine", func(op runtime.Op) (error, string) {
+			if bad {
+				if err := runtime.Allreduce(c, []int64{1, 1}, make([]int64, 2), op); err != nil {
+					return err, ""
+				}
+				return nil, "Allreduce with a user op on int64 returned nil"
+			}
+			recv := make([]uint64, 2)
+			return affineCheck(runtime.Allreduce(c, []uint64{1<<32 | 1, 1<<32 | 1}, recv, op), recv, c.Size())
+		})
+	}},
+	{"allreduce-userop-short-recv", last, true, "recv has 1 elements", func(c *runtime.Comm, bad bool) (error, string) {
+		return withAffine(c, "affine", func(op runtime.Op) (error, string) {
+			recv := make([]uint64, 2)
+			if bad {
+				recv = recv[:1]
+			}
+			return affineCheck(runtime.Allreduce(c, []uint64{1<<32 | 1, 1<<32 | 1}, recv, op), recv, c.Size())
+		})
+	}},
+	{"scan-userop-short-recv", last, false, "recv has 1 elements", func(c *runtime.Comm, bad bool) (error, string) {
+		return withAffine(c, "affine", func(op runtime.Op) (error, string) {
+			recv := make([]uint64, 2)
+			if bad {
+				recv = recv[:1]
+			}
+			return affineCheck(runtime.Scan(c, []uint64{1<<32 | 1, 1<<32 | 1}, recv, op), recv, c.Rank()+1)
+		})
+	}},
+	{"reduce-userop-other-name", last, false, "different ops", func(c *runtime.Comm, bad bool) (error, string) {
+		name := "affine"
+		if bad {
+			name = "compose" // another code in the call word (see Op.wordCode)
+		}
+		return withAffine(c, name, func(op runtime.Op) (error, string) {
+			var recv []uint64
+			if c.Rank() == 0 {
+				recv = make([]uint64, 2)
+			}
+			err := runtime.Reduce(c, []uint64{1<<32 | 1, 1<<32 | 1}, recv, op, 0)
+			if c.Rank() != 0 {
+				return err, ""
+			}
+			return affineCheck(err, recv, c.Size())
+		})
+	}},
+}
+
+// withAffine runs f with Affine as a user op of that name.
+func withAffine(c *runtime.Comm, name string, f func(op runtime.Op) (error, string)) (error, string) {
+	op, err := runtime.NewOp(name, Affine, false)
+	if err != nil {
+		return err, ""
+	}
+	defer op.Free()
+	return f(op)
+}
+
+// affineCheck checks, when err is nil, that every element of got is the
+// map x+k.
+func affineCheck(err error, got []uint64, k int) (error, string) {
+	if err != nil {
+		return err, ""
+	}
+	for _, v := range got {
+		if v != 1<<32|uint64(k) {
+			return nil, fmt.Sprintf("result %#x, want every element %#x", got, 1<<32|uint64(k))
+		}
+	}
+	return nil, ""
 }
 
 func ones(m int) []int64 {
