@@ -72,8 +72,10 @@ const (
 	ncReady
 )
 
-// Undefined is the color that leaves a rank out of every group in Split.
-const Undefined = -1
+// Undefined is the color that leaves a rank out of every group in Split,
+// and the rank of a process that is not in a group (Group.Rank,
+// TranslateRanks). It is MPI_UNDEFINED's value.
+const Undefined = -32766
 
 // Rank returns the calling rank's number in c, from 0 to Size()-1.
 func (c *Comm) Rank() int {
@@ -172,14 +174,14 @@ func (c *Comm) Dup() (*Comm, error) {
 // is the serial communicator, so check the color before using it.
 //
 // Split is collective over c and blocking. Errors: ErrInvalid, returned by
-// every rank, for a color below Undefined on any rank; ErrAborted,
-// ErrClosed.
+// every rank, for a negative color other than Undefined on any rank;
+// ErrAborted, ErrClosed.
 func (c *Comm) Split(color, key int) (*Comm, error) {
 	if c == nil {
 		return nil, nil
 	}
 	var local error
-	if color < Undefined {
+	if color < 0 && color != Undefined {
 		local = errInvalid(fmt.Sprintf("color %d is negative and not Undefined", color))
 	}
 	s, err := c.split(color, key, fmt.Sprintf("%s.split(%d)", c.name, color), local)
