@@ -42,6 +42,7 @@ const (
 	callAlltoallv
 	callReduceScatter
 	callCart
+	callCreate
 	numKinds
 )
 
@@ -51,7 +52,7 @@ var kindNames = [...]string{
 	callScatter: "Scatter", callAlltoall: "Alltoall", callSplit: "Split", callClose: "Close",
 	callSetup: "runtime setup", callAllocShared: "AllocShared", callExscan: "Exscan",
 	callAllgatherv: "Allgatherv", callScatterv: "Scatterv", callAlltoallv: "Alltoallv",
-	callReduceScatter: "ReduceScatter", callCart: "Cart",
+	callReduceScatter: "ReduceScatter", callCart: "Cart", callCreate: "Create",
 }
 
 func (k collKind) String() string {

@@ -128,6 +128,24 @@ var BadCases = []BadCase{
 		}
 		return nil, ""
 	}},
+	{"create-overlapping-group", last, true, "passed another group", func(c *runtime.Comm, bad bool) (error, string) {
+		// Every rank passes all ranks but the first; the bad rank all
+		// ranks but the last, which overlaps.
+		drop := 0
+		if bad {
+			drop = c.Size() - 1
+		}
+		g, err := c.Group().Excl([]int{drop})
+		if err != nil {
+			return err, ""
+		}
+		s, err := c.Create(g)
+		if err != nil {
+			return err, ""
+		}
+		defer s.Close()
+		return nil, fmt.Sprintf("Create gave a communicator of %d ranks", s.Size())
+	}},
 	{"bcast-root-out-of-range", last, false, "root 7 out of range", func(c *runtime.Comm, bad bool) (error, string) {
 		return bcastCase(c, bad, 7, 4, 4)
 	}},
