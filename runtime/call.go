@@ -43,6 +43,10 @@ const (
 	callReduceScatter
 	callCart
 	callCreate
+	callNeighborAllgather
+	callNeighborAllgatherv
+	callNeighborAlltoall
+	callNeighborAlltoallv
 	numKinds
 )
 
@@ -53,6 +57,8 @@ var kindNames = [...]string{
 	callSetup: "runtime setup", callAllocShared: "AllocShared", callExscan: "Exscan",
 	callAllgatherv: "Allgatherv", callScatterv: "Scatterv", callAlltoallv: "Alltoallv",
 	callReduceScatter: "ReduceScatter", callCart: "Cart", callCreate: "Create",
+	callNeighborAllgather: "NeighborAllgather", callNeighborAllgatherv: "NeighborAllgatherv",
+	callNeighborAlltoall: "NeighborAlltoall", callNeighborAlltoallv: "NeighborAlltoallv",
 }
 
 func (k collKind) String() string {
