@@ -42,6 +42,11 @@ const (
 	callAlltoallv
 	callReduceScatter
 	callCart
+	callCreate
+	callNeighborAllgather
+	callNeighborAllgatherv
+	callNeighborAlltoall
+	callNeighborAlltoallv
 	numKinds
 )
 
@@ -51,7 +56,9 @@ var kindNames = [...]string{
 	callScatter: "Scatter", callAlltoall: "Alltoall", callSplit: "Split", callClose: "Close",
 	callSetup: "runtime setup", callAllocShared: "AllocShared", callExscan: "Exscan",
 	callAllgatherv: "Allgatherv", callScatterv: "Scatterv", callAlltoallv: "Alltoallv",
-	callReduceScatter: "ReduceScatter", callCart: "Cart",
+	callReduceScatter: "ReduceScatter", callCart: "Cart", callCreate: "Create",
+	callNeighborAllgather: "NeighborAllgather", callNeighborAllgatherv: "NeighborAllgatherv",
+	callNeighborAlltoall: "NeighborAlltoall", callNeighborAlltoallv: "NeighborAlltoallv",
 }
 
 func (k collKind) String() string {

@@ -12,6 +12,10 @@ import (
 // is periodic (a ring) or not. Shift gives a rank's neighbours, ProcNull
 // past an open edge, so a halo exchange with Sendrecv needs no edge case.
 //
+// The neighbour collectives (NeighborAllgather, NeighborAlltoall and their
+// v forms) exchange blocks with a rank's neighbours only, in the order of
+// Neighbors.
+//
 // The embedded *Comm is the grid's communicator, for every call of the
 // package; its methods may be called from any goroutine, as a Comm's. The
 // grid's own methods are local and read only.

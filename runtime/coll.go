@@ -20,12 +20,13 @@ import (
 //     the communicator stays usable.
 //   - On the message path, a rank whose own arguments are wrong still takes
 //     part. In the calls whose messages carry every rank's contribution to
-//     every rank (Allreduce, Allgather, Alltoall, Split, Dup), it sends its
-//     error in place of its data (a poison frame), every rank passes on
-//     what it learns, and all ranks return the same ErrInvalid, the one of
-//     the lowest erring rank; the communicator stays usable. In the other
-//     calls (rooted ones, Scan) the others cannot all learn it within the
-//     call, so the rank aborts the world with its error as the cause.
+//     every rank (Allreduce, Allgather, Alltoall, Split, Dup, Create), it
+//     sends its error in place of its data (a poison frame), every rank
+//     passes on what it learns, and all ranks return the same ErrInvalid,
+//     the one of the lowest erring rank; the communicator stays usable. In
+//     the other calls (rooted ones, Scan) the others cannot all learn it
+//     within the call, so the rank aborts the world with its error as the
+//     cause.
 //   - A frame of another call, a message of another length than expected,
 //     or (verify.go) a peer that made a different call, aborts the world
 //     with a cause naming both ranks and what differed.

@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"sync/atomic"
@@ -23,7 +24,11 @@ import (
 // any time, concurrently with others. Collective calls on one Comm must be
 // made by every rank in the same order and not concurrently with another
 // collective on the same Comm (as in MPI); use Dup to give each goroutine
-// its own communicator.
+// its own communicator. One exception across communicators: the calls that
+// make one (Dup, Split, SplitShared, Cart, Sub, Create, CreateGroup, and
+// the first Barrier, Bcast or Allreduce of a communicator that spans
+// nodes, which makes two) must not run at the same time on one rank, since
+// they draw context ids from one counter per rank.
 //
 // Failure is sticky and shared: when a peer dies, a connection breaks, a
 // rank calls Abort or the watchdog fires, every pending and later call on
@@ -72,8 +77,10 @@ const (
 	ncReady
 )
 
-// Undefined is the color that leaves a rank out of every group in Split.
-const Undefined = -1
+// Undefined is the color that leaves a rank out of every group in Split,
+// and the rank of a process that is not in a group (Group.Rank,
+// TranslateRanks). It is MPI_UNDEFINED's value.
+const Undefined = -32766
 
 // Rank returns the calling rank's number in c, from 0 to Size()-1.
 func (c *Comm) Rank() int {
@@ -172,14 +179,14 @@ func (c *Comm) Dup() (*Comm, error) {
 // is the serial communicator, so check the color before using it.
 //
 // Split is collective over c and blocking. Errors: ErrInvalid, returned by
-// every rank, for a color below Undefined on any rank; ErrAborted,
-// ErrClosed.
+// every rank, for a negative color other than Undefined on any rank;
+// ErrAborted, ErrClosed.
 func (c *Comm) Split(color, key int) (*Comm, error) {
 	if c == nil {
 		return nil, nil
 	}
 	var local error
-	if color < Undefined {
+	if color < 0 && color != Undefined {
 		local = errInvalid(fmt.Sprintf("color %d is negative and not Undefined", color))
 	}
 	s, err := c.split(color, key, fmt.Sprintf("%s.split(%d)", c.name, color), local)
@@ -255,6 +262,194 @@ func (c *Comm) allgatherInts(kind collKind, name string, mine, all []int64, loca
 		return err
 	}
 	return k.end(allgather(&k, mine, all))
+}
+
+// Context ids. Every communicator has a pair of context ids (ctx for
+// point-to-point, ctx+1 for collectives), the same on all its ranks, and a
+// rank never uses an id twice: its next free id (world.nextCtx) only
+// grows. A new communicator takes the largest next free id among the
+// ranks that agree on it — every rank of the parent for Dup, Split, Cart
+// and Create, only the members for CreateGroup — so the id is fresh on
+// each of its ranks. That is all matching needs: a message on context x
+// goes from a member of a communicator with id x to another member, and
+// the receiver has exactly one communicator with id x, the same one.
+// Communicators on disjoint ranks may share an id (the colors of one
+// Split, two groups' CreateGroup at the same time) and never meet; a
+// later collective on the parent agrees on an id above everything its
+// ranks used, CreateGroup's ids included.
+
+// Create returns the communicator of the processes of g, in g's order, to
+// the ranks of c that are in g, and nil to the others (MPI_Comm_create; a
+// nil *Comm is the serial communicator, so check g.Rank() before using
+// it). g's processes must be ranks of c.
+//
+// Create is collective over c: every rank calls it. Usually every rank
+// passes the same group. As in MPI, ranks may pass different groups if
+// every process of each group passed that same group (the same processes
+// in the same order): the groups are then disjoint and Create makes one
+// communicator of each, in one call. A rank in none passes nil, the empty
+// group.
+//
+// Create is blocking. Errors, the same ErrInvalid on every rank: a group
+// with a process that is not in c on any rank, or a rank of some rank's
+// group that passed another group (in particular, ranks that pass
+// overlapping different groups); ErrAborted, ErrClosed. On the nil
+// communicator Create returns nil: the serial communicator if g holds the
+// serial rank, else no communicator.
+func (c *Comm) Create(g *Group) (*Comm, error) {
+	if c == nil {
+		return nil, (*Comm)(nil).opErr("Create", NoPeer, serialGroupErr(g))
+	}
+	at, local := g.ranksIn(c)
+	mine := []int64{g.hash(), int64(c.w.peekCtx())}
+	all := make([]int64, 2*c.size)
+	if err := c.allgatherInts(callCreate, "Create", mine, all, local); err != nil {
+		return nil, c.opErr("Create", NoPeer, err)
+	}
+	var next int64
+	same := true
+	for r := range c.size {
+		next = max(next, all[2*r+1])
+		same = same && all[2*r] == all[0]
+	}
+	ctx := c.w.allocCtx(uint32(next))
+	if !same {
+		// Every rank checks that the members of its group passed it too,
+		// and a second round tells every rank of the lowest rank whose
+		// check failed (only that rank knows).
+		var bad error
+		for _, r := range at {
+			if all[2*r] != mine[0] {
+				bad = errInvalid(fmt.Sprintf("rank %d of %s is in this rank's group %v but passed another group", r, c.name, g))
+				break
+			}
+		}
+		if err := c.allgatherInts(callCreate, "Create", nil, nil, bad); err != nil {
+			return nil, c.opErr("Create", NoPeer, err)
+		}
+	}
+	if g.Rank() == Undefined {
+		return nil, nil
+	}
+	n := c.w.newComm(c.name+".create", ctx, g.Rank(), g.Size())
+	copy(n.group, g.procs)
+	return n, nil
+}
+
+// serialGroupErr checks g for Create and CreateGroup on the nil
+// communicator, whose one process is world rank 0.
+func serialGroupErr(g *Group) error {
+	for i, p := range g.list() {
+		if p != 0 {
+			return errInvalid(fmt.Sprintf("rank %d of the group (world rank %d) is not a rank of the serial communicator", i, p))
+		}
+	}
+	return nil
+}
+
+// CreateGroup returns the communicator of the processes of g, in g's
+// order (MPI_Comm_create_group), like Create, but it is collective over g
+// only: the ranks of c in g call it, with the same g and tag, and the other
+// ranks of c do not, and may meanwhile do anything but a collective call
+// on c. tag keeps apart the messages CreateGroup exchanges for different
+// groups on c; it is in [0, math.MaxInt32). (MPI uses it for calls made at
+// the same time by different threads of a process; here, as for every call
+// that makes a communicator, a rank makes one at a time: see Comm.)
+//
+// The members agree on the new communicator's context id without the
+// rest of c: the largest of their next free ids, which none of them has
+// used, and which any later collective of c that makes a communicator
+// passes (it takes the largest over all of c's ranks). Two disjoint groups
+// may get the same id; their communicators share no rank, so their
+// messages never meet. To agree, the members run ceil(log2 |g|) rounds of
+// a dissemination pattern over themselves ordered by rank in c, each
+// combining what it heard so far — the largest next free id, the least
+// and the greatest hash of the members' groups — so every member ends with
+// the same values. These messages go on c's collective context with a
+// negative tag made from tag: they never match a collective of c (whose
+// tags are its call numbers) or a message of the user's, and those of two
+// disjoint groups never meet.
+//
+// CreateGroup is blocking. Errors: ErrInvalid, on the calling rank only,
+// for a tag out of range, a group with a process not in c, or a caller not
+// in g; ErrInvalid on every member when members passed the same processes
+// in different orders. Members that pass different tags, or groups of
+// different processes, wait for calls that do not come (as a collective
+// some rank never calls); ErrAborted, ErrClosed. On the nil communicator
+// CreateGroup of the serial rank's group returns nil, the serial
+// communicator.
+func (c *Comm) CreateGroup(g *Group, tag int) (*Comm, error) {
+	const op = "CreateGroup"
+	if c == nil {
+		err := serialGroupErr(g)
+		if err == nil && g.Size() == 0 {
+			err = errInvalid("the calling rank is not in the group")
+		}
+		return nil, (*Comm)(nil).opErr(op, NoPeer, err)
+	}
+	if err := c.usable(); err != nil {
+		return nil, c.opErr(op, NoPeer, err)
+	}
+	if tag < 0 || tag >= math.MaxInt32 {
+		return nil, c.opErr(op, NoPeer, errInvalid(fmt.Sprintf("tag %d out of range [0,%d)", tag, math.MaxInt32)))
+	}
+	at, err := g.ranksIn(c)
+	if err != nil {
+		return nil, c.opErr(op, NoPeer, err)
+	}
+	if g.Rank() == Undefined {
+		return nil, c.opErr(op, NoPeer, errInvalid(fmt.Sprintf("the calling rank is not in the group %v", g)))
+	}
+	members := slices.Sorted(slices.Values(at))
+	m, me := len(members), slices.Index(members, c.rank)
+	h := g.hash()
+	// The largest next free context id; the least hash and the lowest
+	// rank that passed it; the greatest hash and the lowest rank that
+	// passed it.
+	v := [5]int64{int64(c.w.peekCtx()), h, int64(c.rank), h, int64(c.rank)}
+	var in [5]int64
+	wtag := -2 - tag // below AnyTag (-1), so a receive never takes it for a wildcard
+	for d := 1; d < m; d <<= 1 {
+		to, from := members[(me+d)%m], members[(me-d+m)%m]
+		if err := c.exchange(op, wtag, v[:], to, in[:], from); err != nil {
+			return nil, c.opErr(op, NoPeer, err)
+		}
+		v[0] = max(v[0], in[0])
+		if in[1] < v[1] || in[1] == v[1] && in[2] < v[2] {
+			v[1], v[2] = in[1], in[2]
+		}
+		if in[3] > v[3] || in[3] == v[3] && in[4] < v[4] {
+			v[3], v[4] = in[3], in[4]
+		}
+	}
+	if v[1] != v[3] {
+		return nil, c.opErr(op, NoPeer, errInvalid(fmt.Sprintf("ranks %d and %d of %s passed different groups", min(v[2], v[4]), max(v[2], v[4]), c.name)))
+	}
+	n := c.w.newComm(c.name+".group", c.w.allocCtx(uint32(v[0])), g.Rank(), g.Size())
+	copy(n.group, g.procs)
+	return n, nil
+}
+
+// exchange sends out to rank to and receives in from rank from on c's
+// collective context with tag, outside any collective call of c (no call
+// word, so the stall checks of verify.go leave it alone).
+func (c *Comm) exchange(op string, tag int, out []int64, to int, in []int64, from int) error {
+	rr, err := c.irecv(c.ctx+1, asBytes(in), from, tag, 0, false, nil, op, false)
+	if err != nil {
+		return err
+	}
+	sr, err := c.isend(c.ctx+1, asBytes(out), to, int32(tag), 0, 0, op)
+	if err != nil {
+		return err
+	}
+	st, err := rr.Wait()
+	if err == nil && st.Bytes != 8*len(in) {
+		err = fmt.Errorf("rank %d sent %d bytes where %d were expected", from, st.Bytes, 8*len(in))
+	}
+	if _, serr := sr.Wait(); err == nil {
+		err = serr
+	}
+	return err
 }
 
 // Abort makes the whole job fail with cause: every pending and later call

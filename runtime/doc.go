@@ -26,7 +26,8 @@
 //
 // A nil *Comm is the serial communicator, rank 0 of 1, the way pshmem takes
 // comm=None. Rank and Size report 0 and 1; Barrier returns at once;
-// collectives copy their input to their output; Dup and Split return nil;
+// collectives copy their input to their output; Dup, Split and Create
+// return nil;
 // Close does nothing; point-to-point calls return ErrInvalid, since there
 // is no peer. Code that wants a serial fast path tests c.Size() == 1, not
 // c == nil.
@@ -47,14 +48,17 @@
 // take each other's message between probe and receive; Barrier (a
 // method), Bcast, Reduce, Allreduce, Scan, Exscan, ReduceScatter,
 // ReduceScatterBlock, Gather, Gatherv, Allgather, Allgatherv, Scatter,
-// Scatterv, Alltoall, Alltoallv.
+// Scatterv, Alltoall, Alltoallv; on a Cartesian grid, NeighborAllgather(v)
+// and NeighborAlltoall(v).
 // Element types are any fixed-size types without pointers (Elem: numbers,
 // bool, arrays and structs of them); reductions take an Op (Sum, Prod,
 // Min, Max, Land, Lor, Lxor, Band, Bor, Bxor on numbers; MinLoc, MaxLoc on
 // Loc pairs; or a user op made with NewOp). Communicator
 // management is methods: Rank, Size, Node, NodeName, Dup, Split,
-// SplitShared, Cart (a Cartesian grid: Coords, RankOf, Shift, Sub; and
-// DimsCreate), Abort, Close.
+// SplitShared, Group, Create, CreateGroup, Cart (a Cartesian grid: Coords,
+// RankOf, Shift, Sub, Neighbors; and DimsCreate), Abort, Close. Groups
+// are local: Group's Size, Rank, Incl, Excl, and Union, Intersection,
+// Difference, TranslateRanks, Compare.
 //
 // Any Go value, not only slices of Elem, travels through the value forms,
 // encoded with encoding/gob (mpi4py's lowercase calls with pickle):
@@ -165,15 +169,15 @@
 //     returned by every rank as the same ErrInvalid, naming the rank and
 //     what was wrong, before any data moves. The communicator stays usable.
 //   - Elsewhere (ranks on several nodes, or --transports without shm),
-//     Allreduce, Allgather, Alltoall and Split still return any rank's
-//     argument error as the same ErrInvalid on every rank: the erring rank
-//     sends its error in place of its data and every rank passes it on. Any
-//     other argument error, and any difference between the ranks' calls,
-//     aborts the world with a cause that names the ranks and what differed:
-//     every rank returns ErrAborted with that cause, from this call or its
-//     next one (a rank whose part of the call ends with sending, such as a
-//     root of Bcast or a non-root of Gather, may return nil first, with its
-//     data right).
+//     Allreduce, Allgather, Alltoall, Split and Create still return any
+//     rank's argument error as the same ErrInvalid on every rank: the erring
+//     rank sends its error in place of its data and every rank passes it
+//     on. Any other argument error, and any difference between the ranks'
+//     calls, aborts the world with a cause that names the ranks and what
+//     differed: every rank returns ErrAborted with that cause, from this
+//     call or its next one (a rank whose part of the call ends with
+//     sending, such as a root of Bcast or a non-root of Gather, may return
+//     nil first, with its data right).
 //   - Ranks that disagree without a message crossing (two ranks that each
 //     think they are the root of a Reduce) find out too: a collective that
 //     has waited a quarter of a second asks the peer it waits for which call

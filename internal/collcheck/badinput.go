@@ -128,6 +128,52 @@ var BadCases = []BadCase{
 		}
 		return nil, ""
 	}},
+	{"create-overlapping-group", last, true, "passed another group", func(c *runtime.Comm, bad bool) (error, string) {
+		// Every rank passes all ranks but the first; the bad rank all
+		// ranks but the last, which overlaps.
+		drop := 0
+		if bad {
+			drop = c.Size() - 1
+		}
+		g, err := c.Group().Excl([]int{drop})
+		if err != nil {
+			return err, ""
+		}
+		s, err := c.Create(g)
+		if err != nil {
+			return err, ""
+		}
+		defer s.Close()
+		return nil, fmt.Sprintf("Create gave a communicator of %d ranks", s.Size())
+	}},
+	{"neighbor-allgather-short-recv", last, false, "recv has 3 elements", func(c *runtime.Comm, bad bool) (error, string) {
+		return ringCase(c, func(g *runtime.Cart) (error, string) {
+			recv := make([]int64, 4)
+			if bad {
+				recv = recv[:3]
+			}
+			err := runtime.NeighborAllgather(g, []int64{int64(g.Rank()), 1}, recv)
+			n, r := g.Size(), g.Rank()
+			if want := []int64{int64((r + n - 1) % n), 1, int64((r + 1) % n), 1}; err == nil && !slices.Equal(recv, want) {
+				return nil, fmt.Sprintf("NeighborAllgather gave %v, want %v", recv, want)
+			}
+			return err, ""
+		})
+	}},
+	{"neighbor-alltoall-other-count", last, false, "different counts", func(c *runtime.Comm, bad bool) (error, string) {
+		return ringCase(c, func(g *runtime.Cart) (error, string) {
+			m := 2
+			if bad {
+				m = 3
+			}
+			send, recv := ones(2*m), make([]int64, 2*m)
+			err := runtime.NeighborAlltoall(g, send, recv)
+			if err == nil && !slices.Equal(recv, send) {
+				return nil, fmt.Sprintf("NeighborAlltoall gave %v", recv)
+			}
+			return err, ""
+		})
+	}},
 	{"bcast-root-out-of-range", last, false, "root 7 out of range", func(c *runtime.Comm, bad bool) (error, string) {
 		return bcastCase(c, bad, 7, 4, 4)
 	}},
@@ -320,6 +366,16 @@ func affineCheck(err error, got []uint64, k int) (error, string) {
 		}
 	}
 	return nil, ""
+}
+
+// ringCase runs call on a periodic 1-d grid of c's ranks.
+func ringCase(c *runtime.Comm, call func(g *runtime.Cart) (error, string)) (error, string) {
+	g, err := c.Cart([]int{c.Size()}, []bool{true})
+	if err != nil {
+		return err, ""
+	}
+	defer g.Close()
+	return call(g)
 }
 
 func ones(m int) []int64 {

@@ -241,15 +241,25 @@ func Movement(c *runtime.Comm, seed uint64, m int) error {
 	return c.Barrier()
 }
 
-// All runs Movement and the reductions on int64 (Sum, Max, Land) and
-// float64 (Sum, Min) for every length in lengths.
+// All runs Movement, Varied, Neighbors and the reductions on int64 (Sum,
+// Max, Land) and float64 (Sum, Min) for every length in lengths, and
+// GroupOps and Creation.
 func All(c *runtime.Comm, seed uint64, lengths []int) error {
+	if err := GroupOps(c, seed); err != nil {
+		return err
+	}
+	if err := Creation(c, seed); err != nil {
+		return err
+	}
 	for _, m := range lengths {
 		s := seed + uint64(m)*31
 		if err := Movement(c, s, m); err != nil {
 			return err
 		}
 		if err := Varied(c, s); err != nil {
+			return err
+		}
+		if err := Neighbors(c, s, m); err != nil {
 			return err
 		}
 		for _, oc := range Int64Ops {
