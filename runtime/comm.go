@@ -63,6 +63,10 @@ type Comm struct {
 	// the first such call.
 	ncState uint8
 	nc      *nodeColl
+
+	// nbc holds this rank's nonblocking collectives in progress on c
+	// (nbc.go).
+	nbc nbcOps
 }
 
 // ncState values.
@@ -302,9 +306,13 @@ func (c *Comm) Close() error {
 		c.log.closed.Store(true)
 		c.closed.Store(true)
 		c.w.cancel(c)
+		c.stopNB()
 		c.closeHier()
 		return nil
 	}
+	// This rank's nonblocking collectives finish first, on every
+	// communicator (nbc.go).
+	c.w.nbcLive.Wait()
 	var err error
 	if c.w.err() == nil {
 		// The peers learn first that nothing but this barrier will come

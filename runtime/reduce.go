@@ -78,7 +78,7 @@ func (k *coll) bcast(b []byte, root int) error {
 			reqs = append(reqs, r)
 		}
 	}
-	return Waitall(reqs...)
+	return k.waitAll(reqs)
 }
 
 // Reduce combines send of every rank element-wise with op into recv at
@@ -223,7 +223,7 @@ func rdAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T)) error {
 	}
 	p2 := 1 << (bits.Len(uint(n)) - 1)
 	rem := n - p2
-	tmp := scratch[T](k.c, len(acc))
+	tmp := collScratch[T](k, len(acc))
 	vr := r - rem
 	if r < 2*rem {
 		if r%2 == 0 {
@@ -274,7 +274,7 @@ func ringAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T)) error {
 		return acc[lo:hi]
 	}
 	next, prev := (r+1)%n, (r-1+n)%n
-	tmp := scratch[T](k.c, len(acc)/n+1)
+	tmp := collScratch[T](k, len(acc)/n+1)
 	for s := 0; s < n-1; s++ {
 		out, in := block(r-s), block(r-s-1)
 		t := tmp[:len(in)]

@@ -241,12 +241,15 @@ func Movement(c *runtime.Comm, seed uint64, m int) error {
 	return c.Barrier()
 }
 
-// All runs Movement and the reductions on int64 (Sum, Max, Land) and
+// All runs Movement, Nonblocking, Varied and the reductions on int64 (Sum, Max, Land) and
 // float64 (Sum, Min) for every length in lengths.
 func All(c *runtime.Comm, seed uint64, lengths []int) error {
 	for _, m := range lengths {
 		s := seed + uint64(m)*31
 		if err := Movement(c, s, m); err != nil {
+			return err
+		}
+		if err := Nonblocking(c, s, m); err != nil {
 			return err
 		}
 		if err := Varied(c, s); err != nil {
@@ -410,3 +413,159 @@ var (
 		{runtime.Sum, func(a, b complex128) complex128 { return a + b }, 1e-9},
 	}
 )
+
+// Nonblocking checks the nonblocking collectives against the naive
+// versions for one length: Ibarrier, Ibcast, Iallreduce (int64 and
+// float64, then bit-identical across ranks), Ireduce, Iallgather,
+// Ialltoall, Igather, Iscatter and the v-forms, all in progress at once on
+// c with a blocking Allreduce made among them, completed in reverse order
+// (Waitall) for an even seed and in whatever order they finish (Waitany)
+// for an odd one.
+func Nonblocking(c *runtime.Comm, seed uint64, m int) error {
+	n, r := c.Size(), c.Rank()
+	gen := GenInt64
+	in := Input(seed, r, m, gen)
+	fin := Input(seed, r, m, GenFloat64)
+	everyone := make([]int64, 0, n*m)
+	for q := range n {
+		everyone = append(everyone, Input(seed, q, m, gen)...)
+	}
+	root := int(seed % uint64(n))
+	var reqs []*runtime.Request
+	start := func(name string, rq *runtime.Request, err error) error {
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		reqs = append(reqs, rq)
+		return nil
+	}
+
+	rq, err := c.Ibarrier()
+	if err := start("Ibarrier", rq, err); err != nil {
+		return err
+	}
+	bc := make([]int64, m)
+	if r == root {
+		copy(bc, in)
+	}
+	rq, err = runtime.Ibcast(c, bc, root)
+	if err := start("Ibcast", rq, err); err != nil {
+		return err
+	}
+	sum := make([]int64, m)
+	rq, err = runtime.Iallreduce(c, in, sum, runtime.Sum)
+	if err := start("Iallreduce", rq, err); err != nil {
+		return err
+	}
+	fsum := make([]float64, m)
+	rq, err = runtime.Iallreduce(c, fin, fsum, runtime.Sum)
+	if err := start("Iallreduce float64", rq, err); err != nil {
+		return err
+	}
+	var red []int64
+	if r == root {
+		red = make([]int64, m)
+	}
+	rq, err = runtime.Ireduce(c, in, red, runtime.Max, root)
+	if err := start("Ireduce", rq, err); err != nil {
+		return err
+	}
+	// A blocking collective among them: matched in call order, it runs
+	// beside the calls in progress.
+	one := []int64{0}
+	if err := runtime.Allreduce(c, []int64{1}, one, runtime.Sum); err != nil {
+		return err
+	}
+	if one[0] != int64(n) {
+		return fmt.Errorf("Allreduce among nonblocking calls gave %d, want %d", one[0], n)
+	}
+	ag := make([]int64, n*m)
+	rq, err = runtime.Iallgather(c, in, ag)
+	if err := start("Iallgather", rq, err); err != nil {
+		return err
+	}
+	k := max(m/n, 1)
+	a2aSend := make([]int64, 0, n*k)
+	for j := range n {
+		a2aSend = append(a2aSend, Input(seed+1, r*n+j, k, gen)...)
+	}
+	a2aRecv := make([]int64, n*k)
+	rq, err = runtime.Ialltoall(c, a2aSend, a2aRecv)
+	if err := start("Ialltoall", rq, err); err != nil {
+		return err
+	}
+	var g []int64
+	if r == root {
+		g = make([]int64, n*m)
+	}
+	rq, err = runtime.Igather(c, in, g, root)
+	if err := start("Igather", rq, err); err != nil {
+		return err
+	}
+	var scSend []int64
+	if r == root {
+		scSend = everyone
+	}
+	sc := make([]int64, m)
+	rq, err = runtime.Iscatter(c, scSend, sc, root)
+	if err := start("Iscatter", rq, err); err != nil {
+		return err
+	}
+
+	if seed%2 == 0 {
+		for i, j := 0, len(reqs)-1; i < j; i, j = i+1, j-1 {
+			reqs[i], reqs[j] = reqs[j], reqs[i]
+		}
+		if err := runtime.Waitall(reqs...); err != nil {
+			return err
+		}
+	} else {
+		for range reqs {
+			i, _, err := runtime.Waitany(reqs)
+			if err != nil {
+				return fmt.Errorf("request %d: %w", i, err)
+			}
+		}
+		if i, _, _ := runtime.Waitany(reqs); i != -1 {
+			return fmt.Errorf("Waitany found request %d after every one completed", i)
+		}
+	}
+
+	if err := Equal(bc, Input(seed, root, m, gen), 0); err != nil {
+		return fmt.Errorf("Ibcast from %d len %d: %w", root, m, err)
+	}
+	if err := Equal(sum, Naive(seed, 0, n, m, gen, func(a, b int64) int64 { return a + b }), 0); err != nil {
+		return fmt.Errorf("Iallreduce len %d: %w", m, err)
+	}
+	if err := Equal(fsum, Naive(seed, 0, n, m, GenFloat64, func(a, b float64) float64 { return a + b }), 1e-9); err != nil {
+		return fmt.Errorf("Iallreduce float64 len %d: %w", m, err)
+	}
+	if r == root {
+		if err := Equal(red, Naive(seed, 0, n, m, gen, func(a, b int64) int64 { return max(a, b) }), 0); err != nil {
+			return fmt.Errorf("Ireduce len %d: %w", m, err)
+		}
+		if err := Equal(g, everyone, 0); err != nil {
+			return fmt.Errorf("Igather len %d: %w", m, err)
+		}
+	}
+	if err := Equal(ag, everyone, 0); err != nil {
+		return fmt.Errorf("Iallgather len %d: %w", m, err)
+	}
+	for i := range n {
+		if err := Equal(a2aRecv[i*k:(i+1)*k], Input(seed+1, i*n+r, k, gen), 0); err != nil {
+			return fmt.Errorf("Ialltoall block from %d len %d: %w", i, k, err)
+		}
+	}
+	if err := Equal(sc, Input(seed, r, m, gen), 0); err != nil {
+		return fmt.Errorf("Iscatter len %d: %w", m, err)
+	}
+	// Every rank's float64 sum has the same bits.
+	ref := append([]float64(nil), fsum...)
+	if err := runtime.Bcast(c, ref, 0); err != nil {
+		return err
+	}
+	if err := Equal(fsum, ref, 0); err != nil {
+		return fmt.Errorf("Iallreduce float64 len %d: results differ between ranks: %w", m, err)
+	}
+	return nil
+}
