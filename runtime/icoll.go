@@ -320,3 +320,146 @@ func scatterv[T Elem](k *coll, send []T, counts, displs []int, recv []T) error {
 	}
 	return err
 }
+
+// Igatherv starts a Gatherv to rank root (MPI_Igatherv): at root,
+// counts[i] elements from rank i land at recv[displs[i]:], and rank i
+// passes a send of exactly counts[i] elements. counts, displs and recv are
+// only used at root; the buffers belong to the request until it
+// completes. Errors (from the request): a root out of range or counts and
+// displacements that do not fit recv at root abort the world (ErrAborted,
+// naming the rank and the argument), as does a send whose length is not
+// its count; ErrAborted, ErrClosed.
+func Igatherv[T Elem](c *Comm, send, recv []T, counts, displs []int, root int) (*Request, error) {
+	if c == nil {
+		err := checkSerialRoot(root)
+		if err == nil {
+			err = checkCounts(1, len(send), recv, counts, displs)
+		}
+		if err == nil {
+			copy(recv[displs[0]:], send)
+		}
+		return doneRequest(nil, "Igatherv", root, err), nil
+	}
+	local := c.checkRoot(root)
+	if local == nil && c.rank == root {
+		local = checkCounts(c.size, len(send), recv, counts, displs)
+	}
+	var k coll
+	if r, err := c.beginNB(&k, "Igatherv", rootedCall(callGatherv, root, -1, sizeOf[T]()), root, local, true); r != nil || err != nil {
+		return r, err
+	}
+	if c.rank != root {
+		return c.startNB(&k, root, func(k *coll) error { return k.send(root, asBytes(send)) }), nil
+	}
+	return c.startNB(&k, root, func(k *coll) error { return gatherv(k, send, recv, counts, displs) }), nil
+}
+
+// Iallgatherv starts an Allgatherv (MPI_Iallgatherv): rank i sends
+// counts[i] elements, which land at recv[displs[i]:] on every rank. Every
+// rank passes the same counts and displs; the buffers belong to the request
+// until it completes. It uses a ring. Errors (from the request): counts or
+// displacements that do not fit recv, or a send whose length is not
+// counts[Rank()], abort the world (ErrAborted, naming the rank and the
+// argument), as do counts that differ between ranks; ErrAborted, ErrClosed.
+func Iallgatherv[T Elem](c *Comm, send, recv []T, counts, displs []int) (*Request, error) {
+	local := checkBlocks("recv", c.Size(), len(recv), counts, displs)
+	if local == nil && len(send) != counts[c.Rank()] {
+		local = errInvalid(fmt.Sprintf("send has %d elements but counts[%d] = %d", len(send), c.Rank(), counts[c.Rank()]))
+	}
+	if c == nil {
+		if local == nil {
+			copy(recv[displs[0]:], send)
+		}
+		return doneRequest(nil, "Iallgatherv", NoPeer, local), nil
+	}
+	var k coll
+	if r, err := c.beginNB(&k, "Iallgatherv", countedCall(callAllgatherv, 0, -1, sizeOf[T]()), NoPeer, local, true); r != nil || err != nil {
+		return r, err
+	}
+	return c.startNB(&k, NoPeer, func(k *coll) error {
+		n, r := c.size, c.rank
+		copy(recv[displs[r]:], send)
+		block := func(i int) []byte {
+			i = ((i % n) + n) % n
+			return asBytes(recv[displs[i] : displs[i]+counts[i]])
+		}
+		next, prev := (r+1)%n, (r-1+n)%n
+		for s := 0; s < n-1; s++ {
+			if err := k.sendrecv(next, block(r-s), prev, block(r-s-1)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}), nil
+}
+
+// Iscatterv starts a Scatterv from rank root (MPI_Iscatterv): rank i
+// receives counts[i] elements from send[displs[i]:] of root into recv,
+// which has exactly counts[i] elements. send, counts and displs are only
+// used at root; the buffers belong to the request until it completes.
+// Root starts every send at once. Errors (from the request): a root out of
+// range or counts and displacements that do not fit send at root abort the
+// world (ErrAborted, naming the rank and the argument), as does a recv
+// whose length is not its count; ErrAborted, ErrClosed.
+func Iscatterv[T Elem](c *Comm, send []T, counts, displs []int, recv []T, root int) (*Request, error) {
+	if c == nil {
+		err := checkSerialRoot(root)
+		if err == nil {
+			err = checkBlocks("send", 1, len(send), counts, displs)
+		}
+		if err == nil && counts[0] != len(recv) {
+			err = errInvalid(fmt.Sprintf("recv has %d elements but counts[0] = %d", len(recv), counts[0]))
+		}
+		if err == nil {
+			copy(recv, send[displs[0]:displs[0]+counts[0]])
+		}
+		return doneRequest(nil, "Iscatterv", root, err), nil
+	}
+	local := c.checkRoot(root)
+	if local == nil && c.rank == root {
+		local = checkBlocks("send", c.size, len(send), counts, displs)
+		if local == nil && counts[root] != len(recv) {
+			local = errInvalid(fmt.Sprintf("recv has %d elements but counts[%d] = %d", len(recv), root, counts[root]))
+		}
+	}
+	var k coll
+	if r, err := c.beginNB(&k, "Iscatterv", rootedCall(callScatterv, root, -1, sizeOf[T]()), root, local, true); r != nil || err != nil {
+		return r, err
+	}
+	if c.rank != root {
+		return c.startNB(&k, root, func(k *coll) error { return k.recv(root, asBytes(recv)) }), nil
+	}
+	return c.startNB(&k, root, func(k *coll) error { return scatterv(k, send, counts, displs, recv) }), nil
+}
+
+// Ialltoallv starts an Alltoallv (MPI_Ialltoallv): rank r sends
+// sendcounts[i] elements from send[sdispls[i]:] to rank i, and receives
+// recvcounts[i] elements from rank i into recv[rdispls[i]:]. What rank r
+// sends to rank i must be what rank i expects from r; the buffers belong to
+// the request until it completes. Every exchange starts at once. Errors
+// (from the request): counts or displacements that do not fit send or recv
+// abort the world (ErrAborted, naming the rank and the argument), as does a
+// pair whose counts disagree; ErrAborted, ErrClosed.
+func Ialltoallv[T Elem](c *Comm, send []T, sendcounts, sdispls []int, recv []T, recvcounts, rdispls []int) (*Request, error) {
+	local := checkBlocks("send", c.Size(), len(send), sendcounts, sdispls)
+	if local == nil {
+		local = checkBlocks("recv", c.Size(), len(recv), recvcounts, rdispls)
+	}
+	me := c.Rank()
+	if local == nil && sendcounts[me] != recvcounts[me] {
+		local = errInvalid(fmt.Sprintf("sendcounts[%d] = %d but recvcounts[%d] = %d", me, sendcounts[me], me, recvcounts[me]))
+	}
+	if c == nil {
+		if local == nil {
+			copy(recv[rdispls[0]:rdispls[0]+recvcounts[0]], send[sdispls[0]:sdispls[0]+sendcounts[0]])
+		}
+		return doneRequest(nil, "Ialltoallv", NoPeer, local), nil
+	}
+	var k coll
+	if r, err := c.beginNB(&k, "Ialltoallv", countedCall(callAlltoallv, 0, -1, sizeOf[T]()), NoPeer, local, true); r != nil || err != nil {
+		return r, err
+	}
+	return c.startNB(&k, NoPeer, func(k *coll) error {
+		return alltoallv(k, send, sendcounts, sdispls, recv, recvcounts, rdispls)
+	}), nil
+}

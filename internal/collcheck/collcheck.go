@@ -12,6 +12,7 @@ import (
 	"math"
 	"math/cmplx"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/gorun-hpc/gorun/runtime"
 )
@@ -241,8 +242,9 @@ func Movement(c *runtime.Comm, seed uint64, m int) error {
 	return c.Barrier()
 }
 
-// All runs Movement, Nonblocking, Varied and the reductions on int64 (Sum, Max, Land) and
-// float64 (Sum, Min) for every length in lengths.
+// All runs Movement, Nonblocking, Varied, VariedNonblocking and the
+// reductions on int64 (Sum, Max, Land) and float64 (Sum, Min) for every
+// length in lengths.
 func All(c *runtime.Comm, seed uint64, lengths []int) error {
 	for _, m := range lengths {
 		s := seed + uint64(m)*31
@@ -253,6 +255,9 @@ func All(c *runtime.Comm, seed uint64, lengths []int) error {
 			return err
 		}
 		if err := Varied(c, s); err != nil {
+			return err
+		}
+		if err := VariedNonblocking(c, s); err != nil {
 			return err
 		}
 		for _, oc := range Int64Ops {
@@ -286,11 +291,34 @@ func val(from, to, i int) int64 { return int64(from*10000 + to*100 + i) }
 // Varied checks Allgatherv, Scatterv (from a root the seed picks) and
 // Alltoallv against what every rank can compute, with counts and
 // displacements drawn from seed: gaps between blocks, empty blocks.
-func Varied(c *runtime.Comm, seed uint64) error {
+func Varied(c *runtime.Comm, seed uint64) error { return varied(c, seed, false) }
+
+// VariedNonblocking is Varied with Iallgatherv, Iscatterv, Ialltoallv and
+// Igatherv, all in progress at once and completed in reverse order.
+func VariedNonblocking(c *runtime.Comm, seed uint64) error { return varied(c, seed, true) }
+
+func varied(c *runtime.Comm, seed uint64, nb bool) error {
 	n, me := c.Size(), c.Rank()
 	// Every rank draws the same layouts from the seed.
 	rng := rand.New(rand.NewPCG(seed, 1))
 	counts, displs, size := layout(rng, n)
+	var reqs []*runtime.Request
+	// call makes a call blocking, or starts it nonblocking.
+	call := func(name string, blocking func() error, start func() (*runtime.Request, error)) error {
+		var err error
+		if !nb {
+			err = blocking()
+		} else {
+			var rq *runtime.Request
+			if rq, err = start(); err == nil {
+				reqs = append(reqs, rq)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	}
 
 	// Allgatherv: rank i contributes counts[i] values val(i, 0, k).
 	send := make([]int64, counts[me])
@@ -298,15 +326,10 @@ func Varied(c *runtime.Comm, seed uint64) error {
 		send[k] = val(me, 0, k)
 	}
 	recv := make([]int64, size)
-	if err := runtime.Allgatherv(c, send, recv, counts, displs); err != nil {
+	if err := call("Allgatherv",
+		func() error { return runtime.Allgatherv(c, send, recv, counts, displs) },
+		func() (*runtime.Request, error) { return runtime.Iallgatherv(c, send, recv, counts, displs) }); err != nil {
 		return err
-	}
-	for i := range n {
-		for k := range counts[i] {
-			if recv[displs[i]+k] != val(i, 0, k) {
-				return fmt.Errorf("Allgatherv: block %d[%d] = %d", i, k, recv[displs[i]+k])
-			}
-		}
 	}
 
 	// Scatterv from a root chosen by the seed.
@@ -321,13 +344,10 @@ func Varied(c *runtime.Comm, seed uint64) error {
 		}
 	}
 	mine := make([]int64, counts[me])
-	if err := runtime.Scatterv(c, all, counts, displs, mine, root); err != nil {
+	if err := call("Scatterv",
+		func() error { return runtime.Scatterv(c, all, counts, displs, mine, root) },
+		func() (*runtime.Request, error) { return runtime.Iscatterv(c, all, counts, displs, mine, root) }); err != nil {
 		return err
-	}
-	for k, v := range mine {
-		if v != val(root, me, k) {
-			return fmt.Errorf("Scatterv: [%d] = %d", k, v)
-		}
 	}
 
 	// Alltoallv: pair (i, j) moves cnt(i, j) values; everyone knows cnt.
@@ -353,8 +373,44 @@ func Varied(c *runtime.Comm, seed uint64) error {
 			sbuf[sd[j]+k] = val(me, j, k)
 		}
 	}
-	if err := runtime.Alltoallv(c, sbuf, sc, sd, rbuf, rc, rd); err != nil {
+	if err := call("Alltoallv",
+		func() error { return runtime.Alltoallv(c, sbuf, sc, sd, rbuf, rc, rd) },
+		func() (*runtime.Request, error) { return runtime.Ialltoallv(c, sbuf, sc, sd, rbuf, rc, rd) }); err != nil {
 		return err
+	}
+
+	// Gatherv to the last rank: rank i sends its Allgatherv block again
+	// (nonblocking only; Movement checks Gatherv).
+	var gv []int64
+	if nb {
+		if me == n-1 {
+			gv = make([]int64, size)
+		}
+		if err := call("Gatherv", nil, func() (*runtime.Request, error) {
+			return runtime.Igatherv(c, send, gv, counts, displs, n-1)
+		}); err != nil {
+			return err
+		}
+		slices.Reverse(reqs)
+		if err := runtime.Waitall(reqs...); err != nil {
+			return err
+		}
+	}
+
+	for i := range n {
+		for k := range counts[i] {
+			if recv[displs[i]+k] != val(i, 0, k) {
+				return fmt.Errorf("Allgatherv: block %d[%d] = %d", i, k, recv[displs[i]+k])
+			}
+			if gv != nil && gv[displs[i]+k] != val(i, 0, k) {
+				return fmt.Errorf("Igatherv: block %d[%d] = %d", i, k, gv[displs[i]+k])
+			}
+		}
+	}
+	for k, v := range mine {
+		if v != val(root, me, k) {
+			return fmt.Errorf("Scatterv: [%d] = %d", k, v)
+		}
 	}
 	for j := range n {
 		for k := range rc[j] {
