@@ -23,7 +23,9 @@ import (
 // any time, concurrently with others. Collective calls on one Comm must be
 // made by every rank in the same order and not concurrently with another
 // collective on the same Comm (as in MPI); use Dup to give each goroutine
-// its own communicator.
+// its own communicator. A nonblocking collective (Ibarrier, Ibcast, ...)
+// takes its place in that order when it is called, and may still be in
+// progress while later collectives are made.
 //
 // Failure is sticky and shared: when a peer dies, a connection breaks, a
 // rank calls Abort or the watchdog fires, every pending and later call on
@@ -278,11 +280,14 @@ func (c *Comm) Abort(cause error) {
 // Close releases c. For the world communicator returned by Init it is
 // MPI_Finalize: collective and blocking (a barrier, so no rank leaves while
 // others still talk to it), then every connection is closed in order and
-// later calls return ErrClosed. For other communicators it is local: later
-// calls on c return ErrClosed, and so do receives and probes on c that are
-// still waiting (a goroutine blocked in Recv on c returns); a send already
-// started completes when its receiver takes it. Close is idempotent; on a
-// failed world it still releases everything and returns the failure.
+// later calls return ErrClosed; it first waits for this rank's nonblocking
+// collectives in progress, on every communicator. For other communicators
+// it is local: later calls on c return ErrClosed, and so do receives and
+// probes on c that are still waiting (a goroutine blocked in Recv on c
+// returns) and c's nonblocking collectives in progress (when Close
+// returns, their buffers are the caller's again); a send already started
+// completes when its receiver takes it. Close is idempotent; on a failed
+// world it still releases everything and returns the failure.
 //
 // Deferred directly (defer world.Close()) in a goroutine that panics, Close
 // does not wait for the others, who may be waiting for this rank: it

@@ -463,3 +463,67 @@ func Ialltoallv[T Elem](c *Comm, send []T, sendcounts, sdispls []int, recv []T, 
 		return alltoallv(k, send, sendcounts, sdispls, recv, recvcounts, rdispls)
 	}), nil
 }
+
+// Iscan starts a Scan (MPI_Iscan): recv of rank r gets send of ranks 0..r
+// combined element-wise with op. recv has len(send) elements and may be
+// send itself; both belong to the request until it completes. It uses
+// recursive doubling. Errors (from the request): an op not defined for T
+// or a recv of the wrong length abort the world (ErrAborted, naming the
+// rank and the argument), as do arguments that differ between ranks;
+// ErrAborted, ErrClosed.
+func Iscan[T Elem](c *Comm, send, recv []T, op Op) (*Request, error) {
+	return iscan(c, "Iscan", callScan, send, recv, op)
+}
+
+// Iexscan starts an Exscan (MPI_Iexscan): recv of rank r gets send of ranks
+// 0..r-1 combined element-wise with op; rank 0's recv is left as it was.
+// Otherwise as Iscan.
+func Iexscan[T Elem](c *Comm, send, recv []T, op Op) (*Request, error) {
+	return iscan(c, "Iexscan", callExscan, send, recv, op)
+}
+
+func iscan[T Elem](c *Comm, name string, kind collKind, send, recv []T, op Op) (*Request, error) {
+	f, local := elementwise(c, send, recv, op)
+	if c == nil {
+		return doneRequest(nil, name, NoPeer, local), nil
+	}
+	var k coll
+	if r, err := c.beginNB(&k, name, countedCall(kind, op, len(send), sizeOf[T]()), NoPeer, local, true); r != nil || err != nil {
+		return r, err
+	}
+	return c.startNB(&k, NoPeer, func(k *coll) error { return scan(k, send, recv, f, kind == callExscan) }), nil
+}
+
+// IreduceScatter starts a ReduceScatter (MPI_Ireduce_scatter): send of
+// every rank, sum(counts) elements in blocks in rank order, is combined
+// element-wise with op, and rank i's recv, of exactly counts[i] elements,
+// gets block i of the result. Every rank passes the same op and counts; the
+// buffers belong to the request until it completes. It exchanges blocks
+// pairwise. Errors (from the request): an op not defined for T, or a send
+// or recv whose length the counts do not give, abort the world
+// (ErrAborted, naming the rank and the argument), as do counts that differ
+// between ranks; ErrAborted, ErrClosed.
+func IreduceScatter[T Elem](c *Comm, send, recv []T, counts []int, op Op) (*Request, error) {
+	f, displs, local := reduceScatterArgs(c, send, recv, counts, op)
+	if c == nil {
+		if local == nil {
+			copy(recv, send)
+		}
+		return doneRequest(nil, "IreduceScatter", NoPeer, local), nil
+	}
+	var k coll
+	if r, err := c.beginNB(&k, "IreduceScatter", countedCall(callReduceScatter, op, -1, sizeOf[T]()), NoPeer, local, true); r != nil || err != nil {
+		return r, err
+	}
+	return c.startNB(&k, NoPeer, func(k *coll) error { return reduceScatter(k, send, recv, counts, displs, f) }), nil
+}
+
+// IreduceScatterBlock is IreduceScatter with every block of len(recv)
+// elements (MPI_Ireduce_scatter_block): send has Size()·len(recv).
+func IreduceScatterBlock[T Elem](c *Comm, send, recv []T, op Op) (*Request, error) {
+	counts := make([]int, c.Size())
+	for i := range counts {
+		counts[i] = len(recv)
+	}
+	return IreduceScatter(c, send, recv, counts, op)
+}

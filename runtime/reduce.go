@@ -312,24 +312,7 @@ func Scan[T Elem](c *Comm, send, recv []T, op Op) error {
 	if err := c.enterStrict(&k, "Scan", countedCall(callScan, op, len(send), sizeOf[T]()), local); err != nil {
 		return c.opErr("Scan", NoPeer, err)
 	}
-	n, r := c.size, c.rank
-	copy(recv, send)
-	partial := append([]T(nil), send...)
-	tmp := make([]T, len(send))
-	for mask := 1; mask < n; mask <<= 1 {
-		peer := r ^ mask
-		if peer >= n {
-			continue
-		}
-		if err := k.sendrecv(peer, asBytes(partial), peer, asBytes(tmp)); err != nil {
-			return c.opErr("Scan", NoPeer, err)
-		}
-		f(partial, tmp)
-		if peer < r {
-			f(recv, tmp)
-		}
-	}
-	return c.opErr("Scan", NoPeer, k.end(nil))
+	return c.opErr("Scan", NoPeer, k.end(scan(&k, send, recv, f, false)))
 }
 
 // Exscan leaves in recv of rank r the combination with op of send of ranks
@@ -347,17 +330,26 @@ func Exscan[T Elem](c *Comm, send, recv []T, op Op) error {
 	if err := c.enterStrict(&k, "Exscan", countedCall(callExscan, op, len(send), sizeOf[T]()), local); err != nil {
 		return c.opErr("Exscan", NoPeer, err)
 	}
-	n, r := c.size, c.rank
+	return c.opErr("Exscan", NoPeer, k.end(scan(&k, send, recv, f, true)))
+}
+
+// scan is the recursive doubling of Scan, or of Exscan (exclusive), which
+// leaves rank 0's recv as it was.
+func scan[T Elem](k *coll, send, recv []T, f func(dst, src []T), exclusive bool) error {
+	n, r := k.c.size, k.c.rank
+	if !exclusive {
+		copy(recv, send)
+	}
 	partial := append([]T(nil), send...)
 	tmp := make([]T, len(send))
-	have := false // recv holds a lower rank's contribution
+	have := !exclusive // recv holds a contribution
 	for mask := 1; mask < n; mask <<= 1 {
 		peer := r ^ mask
 		if peer >= n {
 			continue
 		}
 		if err := k.sendrecv(peer, asBytes(partial), peer, asBytes(tmp)); err != nil {
-			return c.opErr("Exscan", NoPeer, err)
+			return err
 		}
 		f(partial, tmp)
 		if peer < r {
@@ -369,5 +361,5 @@ func Exscan[T Elem](c *Comm, send, recv []T, op Op) error {
 			}
 		}
 	}
-	return c.opErr("Exscan", NoPeer, k.end(nil))
+	return nil
 }

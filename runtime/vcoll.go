@@ -170,6 +170,23 @@ func Alltoallv[T Elem](c *Comm, send []T, sendcounts, sdispls []int, recv []T, r
 // between ranks abort the world with a cause naming the sizes; ErrAborted,
 // ErrClosed.
 func ReduceScatter[T Elem](c *Comm, send, recv []T, counts []int, op Op) error {
+	f, displs, local := reduceScatterArgs(c, send, recv, counts, op)
+	if c == nil {
+		if local == nil {
+			copy(recv, send)
+		}
+		return (*Comm)(nil).opErr("ReduceScatter", NoPeer, local)
+	}
+	var k coll
+	if err := c.enterStrict(&k, "ReduceScatter", countedCall(callReduceScatter, op, -1, sizeOf[T]()), local); err != nil {
+		return c.opErr("ReduceScatter", NoPeer, err)
+	}
+	return c.opErr("ReduceScatter", NoPeer, k.end(reduceScatter(&k, send, recv, counts, displs, f)))
+}
+
+// reduceScatterArgs checks the arguments of ReduceScatter: it returns op's
+// kernel, the blocks' displacements in send and this rank's argument error.
+func reduceScatterArgs[T Elem](c *Comm, send, recv []T, counts []int, op Op) (func(dst, src []T), []int, error) {
 	f, local := commKernel[T](c, op)
 	n, me := c.Size(), c.Rank()
 	displs := make([]int, len(counts))
@@ -184,16 +201,13 @@ func ReduceScatter[T Elem](c *Comm, send, recv []T, counts []int, op Op) error {
 	if local == nil && (len(send) != total || len(recv) != counts[me]) {
 		local = errInvalid(fmt.Sprintf("send has %d elements and recv %d; counts give %d and counts[%d] = %d", len(send), len(recv), total, me, counts[me]))
 	}
-	if c == nil {
-		if local == nil {
-			copy(recv, send)
-		}
-		return (*Comm)(nil).opErr("ReduceScatter", NoPeer, local)
-	}
-	var k coll
-	if err := c.enterStrict(&k, "ReduceScatter", countedCall(callReduceScatter, op, -1, sizeOf[T]()), local); err != nil {
-		return c.opErr("ReduceScatter", NoPeer, err)
-	}
+	return f, displs, local
+}
+
+// reduceScatter is the pairwise exchange of ReduceScatter: each rank
+// sends block j to rank j and folds the blocks it gets in rank order.
+func reduceScatter[T Elem](k *coll, send, recv []T, counts, displs []int, f func(dst, src []T)) error {
+	n, me := k.c.size, k.c.rank
 	m := counts[me]
 	got := make([]T, n*m) // the block of every rank, in rank order
 	copy(got[me*m:], send[displs[me]:displs[me]+m])
@@ -208,7 +222,7 @@ func ReduceScatter[T Elem](c *Comm, send, recv []T, counts []int, op Op) error {
 			f(recv, got[i*m:(i+1)*m])
 		}
 	}
-	return c.opErr("ReduceScatter", NoPeer, k.end(err))
+	return err
 }
 
 // ReduceScatterBlock is ReduceScatter with every block of len(recv)

@@ -519,6 +519,33 @@ var NonblockingBadCases = []BadCase{
 		}
 		return wait(runtime.Iscatter(c, send, make([]int64, 1), 0)), ""
 	}},
+	{"iscan-short-recv", last, false, "recv has", func(c *runtime.Comm, bad bool) (error, string) {
+		recv := make([]int64, 2)
+		if bad {
+			recv = recv[:1]
+		}
+		err := wait(runtime.Iscan(c, []int64{1, 1}, recv, runtime.Sum))
+		if err == nil && recv[0] != int64(c.Rank()+1) {
+			return nil, fmt.Sprintf("Iscan gave %v", recv)
+		}
+		return err, ""
+	}},
+	{"ireducescatter-other-counts", last, false, "different counts", func(c *runtime.Comm, bad bool) (error, string) {
+		n := c.Size()
+		counts := make([]int, n)
+		for i := range counts {
+			counts[i] = 2
+		}
+		if bad {
+			counts[0] = 3 // rank 0 gets 3 elements from this rank, 2 from the others
+		}
+		total := 0
+		for _, k := range counts {
+			total += k
+		}
+		recv := make([]int64, counts[c.Rank()])
+		return wait(runtime.IreduceScatter(c, ones(total), recv, counts, runtime.Sum)), ""
+	}},
 	{"ibarrier-where-others-barrier", last, false, "different calls", func(c *runtime.Comm, bad bool) (error, string) {
 		if bad {
 			return wait(c.Ibarrier()), ""

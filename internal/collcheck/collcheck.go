@@ -473,7 +473,8 @@ var (
 // Nonblocking checks the nonblocking collectives against the naive
 // versions for one length: Ibarrier, Ibcast, Iallreduce (int64 and
 // float64, then bit-identical across ranks), Ireduce, Iallgather,
-// Ialltoall, Igather, Iscatter and the v-forms, all in progress at once on
+// Ialltoall, Igather, Iscatter, Iscan, Iexscan (in place) and
+// IreduceScatterBlock, all in progress at once on
 // c with a blocking Allreduce made among them, completed in reverse order
 // (Waitall) for an even seed and in whatever order they finish (Waitany)
 // for an odd one.
@@ -568,6 +569,27 @@ func Nonblocking(c *runtime.Comm, seed uint64, m int) error {
 		return err
 	}
 
+	sc2 := make([]int64, m)
+	rq, err = runtime.Iscan(c, in, sc2, runtime.Sum)
+	if err := start("Iscan", rq, err); err != nil {
+		return err
+	}
+	ex := append([]int64(nil), in...) // in place
+	rq, err = runtime.Iexscan(c, ex, ex, runtime.Max)
+	if err := start("Iexscan", rq, err); err != nil {
+		return err
+	}
+	// IreduceScatterBlock: block j of rank i's send is Input(seed+3, i*n+j).
+	rsSend := make([]int64, 0, n*k)
+	for j := range n {
+		rsSend = append(rsSend, Input(seed+3, r*n+j, k, gen)...)
+	}
+	rsRecv := make([]int64, k)
+	rq, err = runtime.IreduceScatterBlock(c, rsSend, rsRecv, runtime.Sum)
+	if err := start("IreduceScatterBlock", rq, err); err != nil {
+		return err
+	}
+
 	if seed%2 == 0 {
 		for i, j := 0, len(reqs)-1; i < j; i, j = i+1, j-1 {
 			reqs[i], reqs[j] = reqs[j], reqs[i]
@@ -614,6 +636,25 @@ func Nonblocking(c *runtime.Comm, seed uint64, m int) error {
 	}
 	if err := Equal(sc, Input(seed, r, m, gen), 0); err != nil {
 		return fmt.Errorf("Iscatter len %d: %w", m, err)
+	}
+	if err := Equal(sc2, Naive(seed, 0, r+1, m, gen, func(a, b int64) int64 { return a + b }), 0); err != nil {
+		return fmt.Errorf("Iscan len %d: %w", m, err)
+	}
+	wantEx := in
+	if r > 0 {
+		wantEx = Naive(seed, 0, r, m, gen, func(a, b int64) int64 { return max(a, b) })
+	}
+	if err := Equal(ex, wantEx, 0); err != nil {
+		return fmt.Errorf("Iexscan len %d: %w", m, err)
+	}
+	wantRS := make([]int64, k)
+	for i := range n {
+		for e, v := range Input(seed+3, i*n+r, k, gen) {
+			wantRS[e] += v
+		}
+	}
+	if err := Equal(rsRecv, wantRS, 0); err != nil {
+		return fmt.Errorf("IreduceScatterBlock len %d: %w", k, err)
 	}
 	// Every rank's float64 sum has the same bits.
 	ref := append([]float64(nil), fsum...)
