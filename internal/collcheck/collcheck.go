@@ -527,14 +527,19 @@ func Nonblocking(c *runtime.Comm, seed uint64, m int) error {
 	if err := start("Ireduce", rq, err); err != nil {
 		return err
 	}
-	// A blocking collective among them: matched in call order, it runs
-	// beside the calls in progress.
-	one := []int64{0}
-	if err := runtime.Allreduce(c, []int64{1}, one, runtime.Sum); err != nil {
+	// A blocking collective among them, as long as they are: matched in
+	// call order, it runs beside the calls in progress.
+	ones := make([]int64, m+1)
+	for i := range ones {
+		ones[i] = 1
+	}
+	if err := runtime.Allreduce(c, ones, ones, runtime.Sum); err != nil {
 		return err
 	}
-	if one[0] != int64(n) {
-		return fmt.Errorf("Allreduce among nonblocking calls gave %d, want %d", one[0], n)
+	for _, v := range ones {
+		if v != int64(n) {
+			return fmt.Errorf("Allreduce len %d among nonblocking calls gave %d, want %d", m+1, v, n)
+		}
 	}
 	ag := make([]int64, n*m)
 	rq, err = runtime.Iallgather(c, in, ag)
