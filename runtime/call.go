@@ -47,6 +47,7 @@ const (
 	callNeighborAllgatherv
 	callNeighborAlltoall
 	callNeighborAlltoallv
+	callNonblocking // the nonblocking form of another kind (in the word only; see word)
 	numKinds
 )
 
@@ -58,7 +59,7 @@ var kindNames = [...]string{
 	callAllgatherv: "Allgatherv", callScatterv: "Scatterv", callAlltoallv: "Alltoallv",
 	callReduceScatter: "ReduceScatter", callCart: "Cart", callCreate: "Create",
 	callNeighborAllgather: "NeighborAllgather", callNeighborAllgatherv: "NeighborAllgatherv",
-	callNeighborAlltoall: "NeighborAlltoall", callNeighborAlltoallv: "NeighborAlltoallv",
+	callNeighborAlltoall: "NeighborAlltoall", callNeighborAlltoallv: "NeighborAlltoallv", callNonblocking: "nonblocking collective",
 }
 
 func (k collKind) String() string {
@@ -71,10 +72,11 @@ func (k collKind) String() string {
 // callID is what every rank of a collective call must agree on.
 type callID struct {
 	kind  collKind
-	op    Op  // reductions; 0 otherwise
-	root  int // rooted calls; -1 otherwise
-	count int // elements every rank passes, where they must agree; -1 otherwise
-	esize int // element size in bytes, where counts must agree; 0 otherwise
+	op    Op   // reductions; 0 otherwise
+	root  int  // rooted calls; -1 otherwise
+	count int  // elements every rank passes, where they must agree; -1 otherwise
+	esize int  // element size in bytes, where counts must agree; 0 otherwise
+	nb    bool // the nonblocking form of kind (Ibarrier, Ibcast, ...; nbc.go)
 }
 
 func plainCall(kind collKind) callID { return callID{kind: kind, root: -1, count: -1} }
@@ -92,12 +94,17 @@ func countedCall(kind collKind, op Op, count, esize int) callID {
 // else count+1 where counts must agree, else 0 — modulo 2^22, which is exact
 // for roots and counts below about four million. A user op's field is not
 // its handle, which is local to a process, but a code from what the ranks
-// agree on (Op.wordCode).
+// agree on (Op.wordCode). A nonblocking call has callNonblocking in bits
+// 0–4 and the kind it is the nonblocking form of in bits 10–14, which
+// leaves bits 15–31 for root+1 or count+1 (modulo 2^17).
 const (
-	wordKindBits = 5
-	wordOpBits   = 5
-	wordArgShift = wordKindBits + wordOpBits
-	wordArgMask  = 1<<(32-wordArgShift) - 1
+	wordKindBits   = 5
+	wordOpBits     = 5
+	wordKindMask   = 1<<wordKindBits - 1
+	wordArgShift   = wordKindBits + wordOpBits
+	wordArgMask    = 1<<(32-wordArgShift) - 1
+	wordNBArgShift = wordArgShift + wordKindBits
+	wordNBArgMask  = 1<<(32-wordNBArgShift) - 1
 )
 
 func (id callID) word() uint32 {
@@ -109,6 +116,10 @@ func (id callID) word() uint32 {
 	case id.count >= 0:
 		arg = id.count + 1
 	}
+	if id.nb {
+		return uint32(callNonblocking) | id.op.wordCode()<<wordKindBits | uint32(id.kind)<<wordArgShift |
+			uint32(arg&wordNBArgMask)<<wordNBArgShift
+	}
 	return w | uint32(arg&wordArgMask)<<wordArgShift
 }
 
@@ -116,12 +127,16 @@ func (id callID) word() uint32 {
 // no count for a rooted call.
 func decodeWord(w uint32) callID {
 	id := callID{
-		kind:  collKind(w & (1<<wordKindBits - 1)),
+		kind:  collKind(w & wordKindMask),
 		op:    Op(w >> wordKindBits & (1<<wordOpBits - 1)),
 		root:  -1,
 		count: -1,
 	}
 	arg := int(w >> wordArgShift)
+	if id.kind == callNonblocking {
+		id.kind, id.nb = collKind(arg&wordKindMask), true
+		arg >>= wordKindBits
+	}
 	switch {
 	case id.kind.rooted():
 		id.root = arg - 1
@@ -131,8 +146,17 @@ func decodeWord(w uint32) callID {
 	return id
 }
 
+// wordKind is the part of a call word that names the kind of call: the
+// kind, and for a nonblocking call also the kind it is the form of.
+func wordKind(w uint32) uint32 {
+	if w&wordKindMask == uint32(callNonblocking) {
+		return w & (wordKindMask | wordKindMask<<wordArgShift)
+	}
+	return w & wordKindMask
+}
+
 // sameKind reports whether two call words name the same kind of call.
-func sameKind(a, b uint32) bool { return (a^b)&(1<<wordKindBits-1) == 0 }
+func sameKind(a, b uint32) bool { return wordKind(a) == wordKind(b) }
 
 // rooted reports whether calls of kind k have a root.
 func (k collKind) rooted() bool {
@@ -160,7 +184,7 @@ func (k collKind) informing() bool {
 // one point of a stalled communicator made the same call, as far as a check
 // can tell (see informing).
 func wordsAgree(mine, theirs uint32) bool {
-	if collKind(mine & (1<<wordKindBits - 1)).informing() {
+	if decodeWord(mine).kind.informing() {
 		return sameKind(mine, theirs)
 	}
 	return mine == theirs
@@ -168,6 +192,16 @@ func wordsAgree(mine, theirs uint32) bool {
 
 // wordString describes the call a word encodes, as far as it can tell.
 func wordString(w uint32) string { return decodeWord(w).String() }
+
+// name is the public name of the call: Bcast, or Ibcast for its
+// nonblocking form.
+func (id callID) name() string {
+	s := id.kind.String()
+	if id.nb && id.kind > 0 && id.kind < numKinds {
+		s = "I" + strings.ToLower(s[:1]) + s[1:]
+	}
+	return s
+}
 
 func (id callID) String() string {
 	var parts []string
@@ -187,9 +221,9 @@ func (id callID) String() string {
 		parts = append(parts, fmt.Sprintf("%d-byte elements", id.esize))
 	}
 	if len(parts) == 0 {
-		return id.kind.String()
+		return id.name()
 	}
-	return id.kind.String() + "(" + strings.Join(parts, ", ") + ")"
+	return id.name() + "(" + strings.Join(parts, ", ") + ")"
 }
 
 // differs says how two ranks' identities of one call differ, "" if they
@@ -200,7 +234,7 @@ func differs(a callID, ra int, b callID, rb int) string {
 	}
 	what := "arguments"
 	switch {
-	case a.kind != b.kind:
+	case a.kind != b.kind || a.nb != b.nb:
 		what = "calls"
 	case a.op != b.op:
 		what = "ops"

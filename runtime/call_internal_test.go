@@ -17,42 +17,70 @@ func TestCallWord(t *testing.T) {
 		{countedCall(callAllreduce, Max, 4, 8), "Allreduce(Max, count 4)"},
 		{rootedCall(callGatherv, 0, -1, 8), "Gatherv(root 0)"},
 		{countedCall(callAlltoall, 0, 0, 4), "Alltoall(count 0)"},
+		{callID{kind: callBarrier, root: -1, count: -1, nb: true}, "Ibarrier"},
+		{callID{kind: callBcast, root: 3, count: 10, esize: 8, nb: true}, "Ibcast(root 3)"},
+		{callID{kind: callAllreduce, op: Max, root: -1, count: 4, esize: 8, nb: true}, "Iallreduce(Max, count 4)"},
+		{callID{kind: callReduceScatter, op: Sum, root: -1, count: -1, nb: true}, "IreduceScatter(Sum)"},
 	} {
 		if got := wordString(tc.id.word()); got != tc.want {
 			t.Errorf("wordString(%v.word()) = %q, want %q", tc.id, got, tc.want)
 		}
 	}
-	// Words differ where identities differ in kind, op, root or count.
+	// Words differ where identities differ in kind, blocking or not, op,
+	// root or count (below 2^17, where nonblocking words are exact), and
+	// name the same kind exactly when the kinds are the same.
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 10000 {
 		a := randomCall(rng)
 		b := a
-		switch rng.IntN(4) {
+		switch rng.IntN(5) {
 		case 0:
-			b.kind = collKind(1 + rng.IntN(int(numKinds)-1))
+			b.kind = randomKind(rng)
 		case 1:
 			b.op = Op(rng.IntN(10))
 		case 2:
 			if b.kind.rooted() {
-				b.root = rng.IntN(1 << 20)
+				b.root = rng.IntN(1 << 17)
 			}
 		case 3:
 			if !b.kind.rooted() && b.count >= 0 {
-				b.count = rng.IntN(1 << 20)
+				b.count = rng.IntN(1 << 17)
 			}
+		case 4:
+			b.nb = !b.nb
 		}
-		if (a.word() == b.word()) != (a.kind == b.kind && a.op == b.op && a.root == b.root && a.count == b.count) {
+		if (a.word() == b.word()) != (a.kind == b.kind && a.nb == b.nb && a.op == b.op && a.root == b.root && a.count == b.count) {
 			t.Fatalf("%v and %v: words %#x and %#x", a, b, a.word(), b.word())
+		}
+		if sameKind(a.word(), b.word()) != (a.kind == b.kind && a.nb == b.nb) {
+			t.Fatalf("%v and %v: sameKind of words %#x and %#x is wrong", a, b, a.word(), b.word())
+		}
+		if d := decodeWord(b.word()); d.kind != b.kind || d.nb != b.nb || d.op != b.op {
+			t.Fatalf("%v decodes as %v", b, d)
+		}
+	}
+}
+
+// randomKind is a kind a call can have (callNonblocking is only a mark
+// in words).
+func randomKind(rng *rand.Rand) collKind {
+	for {
+		if k := collKind(1 + rng.IntN(int(numKinds)-1)); k != callNonblocking {
+			return k
 		}
 	}
 }
 
 func randomCall(rng *rand.Rand) callID {
-	k := collKind(1 + rng.IntN(int(numKinds)-1))
+	k := randomKind(rng)
+	var id callID
 	if k.rooted() {
-		return rootedCall(k, rng.IntN(1<<20), rng.IntN(1<<20), 8)
+		id = rootedCall(k, rng.IntN(1<<17), rng.IntN(1<<17), 8)
+	} else {
+		id = countedCall(k, Op(rng.IntN(10)), rng.IntN(1<<17), 8)
 	}
-	return countedCall(k, Op(rng.IntN(10)), rng.IntN(1<<20), 8)
+	id.nb = rng.IntN(2) == 0
+	return id
 }
 
 func TestArgErrorMerge(t *testing.T) {

@@ -46,6 +46,10 @@ type coll struct {
 	// strict: the algorithm cannot pass an argument error on to every
 	// rank, so one aborts the world (enterStrict).
 	strict bool
+	// nb is set when the call is a nonblocking collective running in a
+	// goroutine of its own (nbc.go): its waits end when c is closed, and
+	// it keeps its requests so that Close can settle them.
+	nb *nbOp
 }
 
 // begin starts collective call id on c: it checks the communicator, takes
@@ -141,6 +145,9 @@ func (k *coll) isend(dest int, b []byte) (*Request, error) {
 		return sent, k.c.sendPoison(k.c.ctx+1, dest, k.tag, k.word, k.err)
 	}
 	r, err := k.c.isend(k.c.ctx+1, b, dest, k.tag, k.word, 0, k.name)
+	if err == nil && k.nb != nil && r != sent {
+		k.nb.keep(r)
+	}
 	return r, k.closedPeer(err)
 }
 
@@ -161,7 +168,33 @@ func (k *coll) closedPeer(err error) error {
 // error it discards whatever comes (but still learns of poison).
 func (k *coll) irecv(src int, b []byte) (*Request, error) {
 	r, err := k.c.irecv(k.c.ctx+1, b, src, int(k.tag), k.word, k.err != nil, nil, k.name, true)
+	if err == nil && k.nb != nil {
+		k.nb.keep(r)
+	}
 	return r, k.closedPeer(err)
+}
+
+// waitReq is r.Wait for a request of the call; in a nonblocking call it
+// ends early with errStopped when the communicator is closed (nbc.go).
+func (k *coll) waitReq(r *Request) (Status, error) {
+	if k.nb != nil {
+		if err := k.nb.await(r); err != nil {
+			return Status{}, err
+		}
+	}
+	return r.Wait()
+}
+
+// waitAll waits for every request of reqs (sends of the call) and returns
+// the first error.
+func (k *coll) waitAll(reqs []*Request) error {
+	var first error
+	for _, r := range reqs {
+		if _, err := k.waitReq(r); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 func (k *coll) send(dest int, b []byte) error {
@@ -169,7 +202,7 @@ func (k *coll) send(dest int, b []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = r.Wait()
+	_, err = k.waitReq(r)
 	return err
 }
 
@@ -177,7 +210,7 @@ func (k *coll) send(dest int, b []byte) error {
 // bytes. A poison frame merges its error into k.err and is not an error of
 // wait; a message of another length or another call aborts the world.
 func (k *coll) wait(r *Request, src int, want int) error {
-	st, err := r.Wait()
+	st, err := k.waitReq(r)
 	discard := r.discard
 	recycle(r)
 	if err == nil {
@@ -233,7 +266,7 @@ func (k *coll) sendrecv(dest int, sb []byte, src int, rb []byte) error {
 	if err := k.wait(rr, src, len(rb)); err != nil {
 		return err
 	}
-	_, err = sr.Wait()
+	_, err = k.waitReq(sr)
 	return err
 }
 

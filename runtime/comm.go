@@ -29,6 +29,9 @@ import (
 // the first Barrier, Bcast or Allreduce of a communicator that spans
 // nodes, which makes two) must not run at the same time on one rank, since
 // they draw context ids from one counter per rank.
+// A nonblocking collective (Ibarrier, Ibcast, ...) takes its place in
+// that order when it is called, and may still be in progress while later
+// collectives are made.
 //
 // Failure is sticky and shared: when a peer dies, a connection breaks, a
 // rank calls Abort or the watchdog fires, every pending and later call on
@@ -68,6 +71,10 @@ type Comm struct {
 	// the first such call.
 	ncState uint8
 	nc      *nodeColl
+
+	// nbc holds this rank's nonblocking collectives in progress on c
+	// (nbc.go).
+	nbc nbcOps
 }
 
 // ncState values.
@@ -469,11 +476,14 @@ func (c *Comm) Abort(cause error) {
 // Close releases c. For the world communicator returned by Init it is
 // MPI_Finalize: collective and blocking (a barrier, so no rank leaves while
 // others still talk to it), then every connection is closed in order and
-// later calls return ErrClosed. For other communicators it is local: later
-// calls on c return ErrClosed, and so do receives and probes on c that are
-// still waiting (a goroutine blocked in Recv on c returns); a send already
-// started completes when its receiver takes it. Close is idempotent; on a
-// failed world it still releases everything and returns the failure.
+// later calls return ErrClosed; it first waits for this rank's nonblocking
+// collectives in progress, on every communicator. For other communicators
+// it is local: later calls on c return ErrClosed, and so do receives and
+// probes on c that are still waiting (a goroutine blocked in Recv on c
+// returns) and c's nonblocking collectives in progress (when Close
+// returns, their buffers are the caller's again); a send already started
+// completes when its receiver takes it. Close is idempotent; on a failed
+// world it still releases everything and returns the failure.
 //
 // Deferred directly (defer world.Close()) in a goroutine that panics, Close
 // does not wait for the others, who may be waiting for this rank: it
@@ -497,9 +507,13 @@ func (c *Comm) Close() error {
 		c.log.closed.Store(true)
 		c.closed.Store(true)
 		c.w.cancel(c)
+		c.stopNB()
 		c.closeHier()
 		return nil
 	}
+	// This rank's nonblocking collectives finish first, on every
+	// communicator (nbc.go).
+	c.w.nbcLive.Wait()
 	var err error
 	if c.w.err() == nil {
 		// The peers learn first that nothing but this barrier will come

@@ -49,7 +49,11 @@
 // method), Bcast, Reduce, Allreduce, Scan, Exscan, ReduceScatter,
 // ReduceScatterBlock, Gather, Gatherv, Allgather, Allgatherv, Scatter,
 // Scatterv, Alltoall, Alltoallv; on a Cartesian grid, NeighborAllgather(v)
-// and NeighborAlltoall(v).
+// and NeighborAlltoall(v); and the nonblocking forms of the collectives,
+// which return a Request: Ibarrier (a method), Ibcast, Ireduce,
+// Iallreduce, Iscan, Iexscan, IreduceScatter, IreduceScatterBlock, Igather,
+// Igatherv, Iallgather, Iallgatherv, Iscatter, Iscatterv, Ialltoall,
+// Ialltoallv.
 // Element types are any fixed-size types without pointers (Elem: numbers,
 // bool, arrays and structs of them); reductions take an Op (Sum, Prod,
 // Min, Max, Land, Lor, Lxor, Band, Bor, Bxor on numbers; MinLoc, MaxLoc on
@@ -103,7 +107,23 @@
 // Point-to-point calls may be made from any number of goroutines at once.
 // Collectives on one communicator must be called in the same order by all
 // its ranks and not concurrently with each other; give concurrent
-// goroutines their own communicator with Dup. Messages move without the
+// goroutines their own communicator with Dup.
+//
+// A nonblocking collective (Ibarrier, Ibcast, ...) counts in that order
+// when it is called, not when it completes, and matches only the same
+// nonblocking call on the other ranks. It runs in the background: the
+// request completes whether or not anybody waits for it, so a rank may
+// block in a Recv, or in a blocking collective called after it, while it
+// progresses. Several may be in progress on one communicator and complete
+// in any order; their buffers belong to the runtime until their requests
+// complete. The I-call itself fails only when the communicator is closed or
+// the world failed; any other error, argument errors included, comes from
+// the request, on every rank: the same ErrInvalid for Iallreduce,
+// Iallgather and Ialltoall, a world abort (ErrAborted with the cause) for
+// the others, as on the message path of the blocking forms (see below;
+// nonblocking calls never compare in shared memory). Close of a
+// communicator completes its nonblocking collectives in progress with
+// ErrClosed; Close of the world lets them finish first. Messages move without the
 // application's help: every connection has a receive goroutine, so a rank
 // that computes still receives, and a large send proceeds as soon as the
 // receiver matches it. A call that waits first polls for up to 50 µs
@@ -207,7 +227,7 @@
 //
 // # Not here (yet)
 //
-// Derived datatypes, persistent and nonblocking collectives,
-// intercommunicators and dynamic processes. One-sided windows live in
-// package rma, node-shared arrays and locks in package patterns.
+// Derived datatypes, persistent collectives, intercommunicators and
+// dynamic processes. One-sided windows live in package rma, node-shared
+// arrays and locks in package patterns.
 package runtime

@@ -174,6 +174,7 @@ func checkNeighborBlocks(what string, n, size int, counts, displs []int) error {
 // i, and block i of the receive side, recv(i), comes from it. local is
 // this rank's argument error.
 func neighborCall[T Elem](g *Cart, op string, id callID, local error, nb []int, send, recv func(i int) []T) error {
+	local = elemFirst[T](local)
 	c := g.Comm
 	if c == nil {
 		// The serial grid: every neighbour is this rank or ProcNull.

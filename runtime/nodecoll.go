@@ -39,7 +39,7 @@ import (
 //	offset                 size   what
 //	64·(2r+p)              8      generation of rank r's last call of parity p
 //	64·(2r+p) + 8          8      its element count, or ^0 where counts may differ
-//	64·(2r+p) + 16         8      its descriptor: call word | element size<<32 | error<<40 | user op identity<<48
+//	64·(2r+p) + 16         8      its descriptor: call word | element size<<32 | error<<40 | seq<<41 | user op identity<<48
 //	64·(2r+p) + 24         40     its data, when at most 40 bytes
 //	128·n + 256·(2r+p)     256    its data (41 to 256 bytes), or its error text
 //	640·n                  8      sleepers: ranks that may sleep on bell
@@ -65,6 +65,8 @@ const (
 	// In a descriptor from this bit up: 16 bits of a user op's identity
 	// (Op.identBits), beyond the 2 in the call word.
 	ncIdentShift = 48
+	ncSeqShift   = 41 // in a descriptor: the call's sequence number, modulo 2^7 (see disagreement)
+	ncSeqMask    = 0x7f
 )
 
 func ncSize(n int) int64 { return int64(ncOffSleepers(n) + 2*ncLine) }
@@ -313,7 +315,7 @@ func (nc *nodeColl) sleepers() *uint64                 { return &nc.words[ncOffS
 func (nc *nodeColl) arrive(k *coll, data []byte, local error) (uint64, error) {
 	nc.gen++
 	g := nc.gen
-	desc := uint64(k.word) | uint64(uint8(k.id.esize))<<32 | k.id.op.identBits()<<ncIdentShift
+	desc := uint64(k.word) | uint64(uint8(k.id.esize))<<32 | uint64(k.seq&ncSeqMask)<<ncSeqShift | k.id.op.identBits()<<ncIdentShift
 	if local != nil {
 		desc |= ncErrFlag
 		msg := newArgError(nc.me, local).msg
@@ -353,7 +355,20 @@ func (nc *nodeColl) arrive(k *coll, data []byte, local error) (uint64, error) {
 // the argument error of the lowest rank that had one, else the difference
 // between rank 0's call and the first rank's that differs. Every rank reads
 // the same lines, so every rank returns the same error.
+//
+// Ranks whose calls at generation g have different sequence numbers are out
+// of step: a call that one rank made nonblocking (which never arrives here,
+// nbc.go) another made blocking. That aborts the world: the ranks no longer
+// agree on which call is which.
 func (nc *nodeColl) disagreement(k *coll, g uint64) error {
+	mine := atomic.LoadUint64(nc.descWord(nc.me, g)) >> ncSeqShift & ncSeqMask
+	for r := range nc.n {
+		if seq := atomic.LoadUint64(nc.descWord(r, g)) >> ncSeqShift & ncSeqMask; seq != mine {
+			return k.abort(&mismatchError{comm: k.c.name, seq: k.seq, msg: fmt.Sprintf(
+				"the ranks made different calls: rank %d made collective call %d as %v where rank %d made call %d as %v (nonblocking on one, blocking on the other?)",
+				nc.me, mine, nc.callAt(nc.me, g), r, seq, nc.callAt(r, g))})
+		}
+	}
 	for r := range nc.n {
 		if atomic.LoadUint64(nc.descWord(r, g))&ncErrFlag != 0 {
 			slot := nc.seg.Bytes()[nc.slotOff(r, g):][:ncSlot]

@@ -78,7 +78,7 @@ func (k *coll) bcast(b []byte, root int) error {
 			reqs = append(reqs, r)
 		}
 	}
-	return Waitall(reqs...)
+	return k.waitAll(reqs)
 }
 
 // Reduce combines send of every rank element-wise with op into recv at
@@ -253,7 +253,7 @@ func rdAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T), ordered bool) e
 	}
 	p2 := 1 << (bits.Len(uint(n)) - 1)
 	rem := n - p2
-	tmp := scratch[T](k.c, len(acc))
+	tmp := collScratch[T](k, len(acc))
 	vr := r - rem
 	if r < 2*rem {
 		if r%2 == 0 {
@@ -308,7 +308,7 @@ func ringAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T)) error {
 		return acc[lo:hi]
 	}
 	next, prev := (r+1)%n, (r-1+n)%n
-	tmp := scratch[T](k.c, len(acc)/n+1)
+	tmp := collScratch[T](k, len(acc)/n+1)
 	for s := 0; s < n-1; s++ {
 		out, in := block(r-s), block(r-s-1)
 		t := tmp[:len(in)]
@@ -349,30 +349,7 @@ func Scan[T Elem](c *Comm, send, recv []T, op Op) (err error) {
 	if err := c.enterStrict(&k, "Scan", countedCall(callScan, op, len(send), sizeOf[T]()), local); err != nil {
 		return c.opErr("Scan", NoPeer, err)
 	}
-	n, r := c.size, c.rank
-	copy(recv, send)
-	// partial holds the contributions of r's aligned group of 2·mask ranks
-	// so far, recv those of the group's ranks up to r; a partner's group
-	// lies all below or all above.
-	partial := append([]T(nil), send...)
-	tmp := make([]T, len(send))
-	var lower []T // a copy of tmp for an ordered op's recv
-	for mask := 1; mask < n; mask <<= 1 {
-		peer := r ^ mask
-		if peer >= n {
-			continue
-		}
-		if err := k.sendrecv(peer, asBytes(partial), peer, asBytes(tmp)); err != nil {
-			return c.opErr("Scan", NoPeer, err)
-		}
-		if peer > r {
-			f(partial, tmp)
-			continue
-		}
-		foldScan(f, op.ordered(), recv, tmp, &lower)
-		foldLower(f, op.ordered(), partial, tmp)
-	}
-	return c.opErr("Scan", NoPeer, k.end(nil))
+	return c.opErr("Scan", NoPeer, k.end(scan(&k, send, recv, f, false, op.ordered())))
 }
 
 // Exscan leaves in recv of rank r the combination with op of send of ranks
@@ -391,32 +368,41 @@ func Exscan[T Elem](c *Comm, send, recv []T, op Op) (err error) {
 	if err := c.enterStrict(&k, "Exscan", countedCall(callExscan, op, len(send), sizeOf[T]()), local); err != nil {
 		return c.opErr("Exscan", NoPeer, err)
 	}
-	n, r := c.size, c.rank
+	return c.opErr("Exscan", NoPeer, k.end(scan(&k, send, recv, f, true, op.ordered())))
+}
+
+// scan is the recursive doubling of Scan, or of Exscan (exclusive), which
+// leaves rank 0's recv as it was. An ordered op is applied in rank order.
+func scan[T Elem](k *coll, send, recv []T, f func(dst, src []T), exclusive, ordered bool) error {
+	n, r := k.c.size, k.c.rank
+	if !exclusive {
+		copy(recv, send)
+	}
 	partial := append([]T(nil), send...)
 	tmp := make([]T, len(send))
-	have := false // recv holds a lower rank's contribution
-	var lower []T
+	have := !exclusive // recv holds a contribution
+	var lower []T      // a copy of tmp for an ordered op's recv
 	for mask := 1; mask < n; mask <<= 1 {
 		peer := r ^ mask
 		if peer >= n {
 			continue
 		}
 		if err := k.sendrecv(peer, asBytes(partial), peer, asBytes(tmp)); err != nil {
-			return c.opErr("Exscan", NoPeer, err)
+			return err
 		}
 		if peer > r {
 			f(partial, tmp)
 			continue
 		}
 		if have {
-			foldScan(f, op.ordered(), recv, tmp, &lower)
+			foldScan(f, ordered, recv, tmp, &lower)
 		} else {
 			copy(recv, tmp)
 			have = true
 		}
-		foldLower(f, op.ordered(), partial, tmp)
+		foldLower(f, ordered, partial, tmp)
 	}
-	return c.opErr("Exscan", NoPeer, k.end(nil))
+	return nil
 }
 
 // foldScan sets recv = tmp op recv, where tmp holds lower ranks'

@@ -173,6 +173,24 @@ func Alltoallv[T Elem](c *Comm, send []T, sendcounts, sdispls []int, recv []T, r
 // between ranks abort the world with a cause naming the sizes; ErrAborted
 // (also when a user op's function panics), ErrClosed.
 func ReduceScatter[T Elem](c *Comm, send, recv []T, counts []int, op Op) (err error) {
+	f, displs, local := reduceScatterArgs(c, send, recv, counts, op)
+	if c == nil {
+		if local == nil {
+			copy(recv, send)
+		}
+		return (*Comm)(nil).opErr("ReduceScatter", NoPeer, local)
+	}
+	defer c.catchOp("ReduceScatter", &err)
+	var k coll
+	if err := c.enterStrict(&k, "ReduceScatter", countedCall(callReduceScatter, op, -1, sizeOf[T]()), local); err != nil {
+		return c.opErr("ReduceScatter", NoPeer, err)
+	}
+	return c.opErr("ReduceScatter", NoPeer, k.end(reduceScatter(&k, send, recv, counts, displs, f)))
+}
+
+// reduceScatterArgs checks the arguments of ReduceScatter: it returns op's
+// kernel, the blocks' displacements in send and this rank's argument error.
+func reduceScatterArgs[T Elem](c *Comm, send, recv []T, counts []int, op Op) (func(dst, src []T), []int, error) {
 	f, local := commKernel[T](c, op)
 	n, me := c.Size(), c.Rank()
 	displs := make([]int, len(counts))
@@ -187,20 +205,17 @@ func ReduceScatter[T Elem](c *Comm, send, recv []T, counts []int, op Op) (err er
 	if local == nil && (len(send) != total || len(recv) != counts[me]) {
 		local = errInvalid(fmt.Sprintf("send has %d elements and recv %d; counts give %d and counts[%d] = %d", len(send), len(recv), total, me, counts[me]))
 	}
-	if c == nil {
-		if local == nil {
-			copy(recv, send)
-		}
-		return (*Comm)(nil).opErr("ReduceScatter", NoPeer, local)
-	}
-	defer c.catchOp("ReduceScatter", &err)
-	var k coll
-	if err := c.enterStrict(&k, "ReduceScatter", countedCall(callReduceScatter, op, -1, sizeOf[T]()), local); err != nil {
-		return c.opErr("ReduceScatter", NoPeer, err)
-	}
+	return f, displs, local
+}
+
+// reduceScatter is the pairwise exchange of ReduceScatter: each rank
+// sends block j to rank j and folds the blocks it gets in rank order.
+func reduceScatter[T Elem](k *coll, send, recv []T, counts, displs []int, f func(dst, src []T)) error {
+	n, me := k.c.size, k.c.rank
 	m := counts[me]
 	got := make([]T, n*m) // the block of every rank, in rank order
 	copy(got[me*m:], send[displs[me]:displs[me]+m])
+	var err error
 	for s := 1; s < n && err == nil; s++ {
 		to, from := (me+s)%n, (me-s+n)%n
 		err = k.sendrecv(to, asBytes(send[displs[to]:displs[to]+counts[to]]), from, asBytes(got[from*m:(from+1)*m]))
@@ -211,7 +226,7 @@ func ReduceScatter[T Elem](c *Comm, send, recv []T, counts []int, op Op) (err er
 			f(recv, got[i*m:(i+1)*m])
 		}
 	}
-	return c.opErr("ReduceScatter", NoPeer, k.end(err))
+	return err
 }
 
 // ReduceScatterBlock is ReduceScatter with every block of len(recv)

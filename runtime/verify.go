@@ -33,7 +33,8 @@ import (
 // it does); one for a communicator the peer has closed, or left with Close
 // of its world, is an error too. A check from a shared-memory arrival asks
 // only about closing: the arrival compares the calls itself, and returns
-// a difference as ErrInvalid on every rank rather than as an abort.
+// a difference as ErrInvalid on every rank rather than as an abort — unless
+// the peer made that call nonblocking, which never arrives.
 
 // stallAfter is how long a collective waits before it checks with its
 // peer. Long enough that a busy but correct job sends few checks, short
@@ -118,7 +119,7 @@ func (l *callLog) settle(seq, word uint32) *check {
 	var bad *check
 	for _, ch := range l.checks {
 		switch {
-		case ch.seq == seq && !ch.closedOnly && !wordsAgree(word, ch.word) && bad == nil:
+		case ch.seq == seq && (!ch.closedOnly || decodeWord(word).nb) && !wordsAgree(word, ch.word) && bad == nil:
 			bad = &check{seq: ch.seq, word: ch.word, from: ch.from}
 		case ch.seq > seq:
 			keep = append(keep, ch)
@@ -143,7 +144,9 @@ func (l *callLog) check(w *world, ch check) {
 	if v := l.slots[ch.seq%logSize].Load(); v != 0 {
 		switch s := uint32(v >> 32); {
 		case s == ch.seq:
-			if mine := uint32(v); !ch.closedOnly && !wordsAgree(mine, ch.word) {
+			// An arrival asks only about closing, unless this rank made
+			// the call nonblocking: then it never arrives (nbc.go).
+			if mine := uint32(v); (!ch.closedOnly || decodeWord(mine).nb) && !wordsAgree(mine, ch.word) {
 				go w.abort(l.mismatch(ch.seq, mine, &ch))
 			}
 			return

@@ -63,6 +63,10 @@ type world struct {
 	// watching says the stall watcher runs (verify.go).
 	watching atomic.Bool
 
+	// nbcLive counts this rank's nonblocking collectives in progress, on
+	// every communicator (nbc.go); Close of the world waits for them.
+	nbcLive sync.WaitGroup
+
 	// broken is set once failure is (an atomic load for hot paths).
 	broken atomic.Bool
 

@@ -537,3 +537,187 @@ func Cause(err error) string {
 	}
 	return err.Error()
 }
+
+// NonblockingBadCases are bad calls of the nonblocking collectives. They
+// never compare calls in shared memory, so they are judged as on the
+// message path whatever the communicator (Judge with shared false).
+var NonblockingBadCases = []BadCase{
+	{"iallreduce-short-recv", last, true, "recv has 3 elements", func(c *runtime.Comm, bad bool) (error, string) {
+		recv := make([]int64, 4)
+		if bad {
+			recv = recv[:3]
+		}
+		return sumCheck(c, wait(runtime.Iallreduce(c, []int64{1, 1, 1, 1}, recv, runtime.Sum)), recv, int64(c.Size()))
+	}},
+	{"iallreduce-large-float-band", first, true, "Band", func(c *runtime.Comm, bad bool) (error, string) {
+		op := runtime.Sum
+		if bad {
+			op = runtime.Band
+		}
+		m := 20011 // ring, rendezvous
+		recv := make([]float64, m)
+		in := make([]float64, m)
+		for i := range in {
+			in[i] = 1
+		}
+		return sumCheck(c, wait(runtime.Iallreduce(c, in, recv, op)), recv, float64(c.Size()))
+	}},
+	{"iallreduce-other-op", last, false, "different ops", func(c *runtime.Comm, bad bool) (error, string) {
+		op := runtime.Sum
+		if bad {
+			op = runtime.Max
+		}
+		recv := make([]int64, 4)
+		return sumCheck(c, wait(runtime.Iallreduce(c, []int64{1, 1, 1, 1}, recv, op)), recv, int64(c.Size()))
+	}},
+	{"iallgather-short-recv", last, true, "recv has", func(c *runtime.Comm, bad bool) (error, string) {
+		n := c.Size()
+		recv := make([]int64, 2*n)
+		if bad {
+			recv = recv[:2*n-1]
+		}
+		if err := wait(runtime.Iallgather(c, []int64{int64(c.Rank()), 7}, recv)); err != nil {
+			return err, ""
+		}
+		for i := range n {
+			if recv[2*i] != int64(i) || recv[2*i+1] != 7 {
+				return nil, fmt.Sprintf("Iallgather gave %v", recv)
+			}
+		}
+		return nil, ""
+	}},
+	{"ialltoall-bad-length", first, true, "divisible by Size()", func(c *runtime.Comm, bad bool) (error, string) {
+		n := c.Size()
+		send, recv := make([]int64, n), make([]int64, n)
+		for i := range send {
+			send[i] = int64(100*c.Rank() + i)
+		}
+		if bad {
+			send, recv = send[:n-1], recv[:n-1]
+		}
+		if err := wait(runtime.Ialltoall(c, send, recv)); err != nil {
+			return err, ""
+		}
+		for i := range n {
+			if recv[i] != int64(100*i+c.Rank()) {
+				return nil, fmt.Sprintf("Ialltoall gave %v", recv)
+			}
+		}
+		return nil, ""
+	}},
+	{"ibcast-root-out-of-range", last, false, "root 7 out of range", func(c *runtime.Comm, bad bool) (error, string) {
+		return ibcastCase(c, bad, 7, 4, 4, false)
+	}},
+	{"ibcast-other-root", last, false, "different roots", func(c *runtime.Comm, bad bool) (error, string) {
+		return ibcastCase(c, bad, 1, 4, 4, false)
+	}},
+	{"ibcast-large-other-count", last, false, "different counts", func(c *runtime.Comm, bad bool) (error, string) {
+		return ibcastCase(c, bad, 0, 19999, 20000, false)
+	}},
+	{"ibcast-where-others-bcast", last, false, "different calls", func(c *runtime.Comm, bad bool) (error, string) {
+		return ibcastCase(c, bad, 0, 4, 4, true)
+	}},
+	{"ireduce-short-recv-at-root", first, false, "recv has 1 elements", func(c *runtime.Comm, bad bool) (error, string) {
+		recv := make([]int64, 2)
+		if bad {
+			recv = recv[:1]
+		}
+		return wait(runtime.Ireduce(c, []int64{1, 1}, recv, runtime.Sum, 0)), ""
+	}},
+	{"igather-other-root", last, false, "different roots", func(c *runtime.Comm, bad bool) (error, string) {
+		root := 0
+		if bad {
+			root = 1
+		}
+		recv := make([]int64, c.Size())
+		err := wait(runtime.Igather(c, []int64{int64(c.Rank())}, recv, root))
+		if err != nil || c.Rank() != 0 {
+			return err, ""
+		}
+		for i, v := range recv {
+			if v != int64(i) {
+				return nil, fmt.Sprintf("Igather gave %v", recv)
+			}
+		}
+		return nil, ""
+	}},
+	{"iscatter-short-send-at-root", first, false, "send has", func(c *runtime.Comm, bad bool) (error, string) {
+		send := make([]int64, c.Size())
+		if bad {
+			send = send[:1]
+		}
+		return wait(runtime.Iscatter(c, send, make([]int64, 1), 0)), ""
+	}},
+	{"iscan-short-recv", last, false, "recv has", func(c *runtime.Comm, bad bool) (error, string) {
+		recv := make([]int64, 2)
+		if bad {
+			recv = recv[:1]
+		}
+		err := wait(runtime.Iscan(c, []int64{1, 1}, recv, runtime.Sum))
+		if err == nil && recv[0] != int64(c.Rank()+1) {
+			return nil, fmt.Sprintf("Iscan gave %v", recv)
+		}
+		return err, ""
+	}},
+	{"ireducescatter-other-counts", last, false, "different counts", func(c *runtime.Comm, bad bool) (error, string) {
+		n := c.Size()
+		counts := make([]int, n)
+		for i := range counts {
+			counts[i] = 2
+		}
+		if bad {
+			counts[0] = 3 // rank 0 gets 3 elements from this rank, 2 from the others
+		}
+		total := 0
+		for _, k := range counts {
+			total += k
+		}
+		recv := make([]int64, counts[c.Rank()])
+		return wait(runtime.IreduceScatter(c, ones(total), recv, counts, runtime.Sum)), ""
+	}},
+	{"ibarrier-where-others-barrier", last, false, "different calls", func(c *runtime.Comm, bad bool) (error, string) {
+		if bad {
+			return wait(c.Ibarrier()), ""
+		}
+		return c.Barrier(), ""
+	}},
+}
+
+// wait completes a nonblocking call: the error of the call, else of its
+// request.
+func wait(r *runtime.Request, err error) error {
+	if err != nil {
+		return err
+	}
+	_, err = r.Wait()
+	return err
+}
+
+// ibcastCase is bcastCase with Ibcast; with blocking, the bad rank calls
+// Bcast instead where the others call Ibcast.
+func ibcastCase(c *runtime.Comm, bad bool, rootBad, mBad, m int, blocking bool) (error, string) {
+	root := 0
+	if bad {
+		root, m = rootBad, mBad
+	}
+	buf := make([]int64, m)
+	if c.Rank() == root {
+		for i := range buf {
+			buf[i] = 42
+		}
+	}
+	var err error
+	if bad && blocking {
+		err = runtime.Bcast(c, buf, root)
+	} else {
+		err = wait(runtime.Ibcast(c, buf, root))
+	}
+	if err == nil {
+		for _, v := range buf {
+			if v != 42 {
+				return nil, fmt.Sprintf("Ibcast gave %v", buf[:min(len(buf), 8)])
+			}
+		}
+	}
+	return err, ""
+}

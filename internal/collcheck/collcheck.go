@@ -12,6 +12,7 @@ import (
 	"math"
 	"math/cmplx"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/gorun-hpc/gorun/runtime"
 )
@@ -241,9 +242,9 @@ func Movement(c *runtime.Comm, seed uint64, m int) error {
 	return c.Barrier()
 }
 
-// All runs Movement, Varied, Neighbors and the reductions on int64 (Sum,
-// Max, Land) and float64 (Sum, Min) for every length in lengths, and
-// GroupOps and Creation.
+// All runs Movement, Nonblocking, Varied, VariedNonblocking, Neighbors and
+// the reductions on int64 (Sum, Max, Land) and float64 (Sum, Min) for every
+// length in lengths, and GroupOps and Creation.
 func All(c *runtime.Comm, seed uint64, lengths []int) error {
 	if err := GroupOps(c, seed); err != nil {
 		return err
@@ -256,10 +257,16 @@ func All(c *runtime.Comm, seed uint64, lengths []int) error {
 		if err := Movement(c, s, m); err != nil {
 			return err
 		}
+		if err := Nonblocking(c, s, m); err != nil {
+			return err
+		}
 		if err := Varied(c, s); err != nil {
 			return err
 		}
 		if err := Neighbors(c, s, m); err != nil {
+			return err
+		}
+		if err := VariedNonblocking(c, s); err != nil {
 			return err
 		}
 		for _, oc := range Int64Ops {
@@ -293,11 +300,34 @@ func val(from, to, i int) int64 { return int64(from*10000 + to*100 + i) }
 // Varied checks Allgatherv, Scatterv (from a root the seed picks) and
 // Alltoallv against what every rank can compute, with counts and
 // displacements drawn from seed: gaps between blocks, empty blocks.
-func Varied(c *runtime.Comm, seed uint64) error {
+func Varied(c *runtime.Comm, seed uint64) error { return varied(c, seed, false) }
+
+// VariedNonblocking is Varied with Iallgatherv, Iscatterv, Ialltoallv and
+// Igatherv, all in progress at once and completed in reverse order.
+func VariedNonblocking(c *runtime.Comm, seed uint64) error { return varied(c, seed, true) }
+
+func varied(c *runtime.Comm, seed uint64, nb bool) error {
 	n, me := c.Size(), c.Rank()
 	// Every rank draws the same layouts from the seed.
 	rng := rand.New(rand.NewPCG(seed, 1))
 	counts, displs, size := layout(rng, n)
+	var reqs []*runtime.Request
+	// call makes a call blocking, or starts it nonblocking.
+	call := func(name string, blocking func() error, start func() (*runtime.Request, error)) error {
+		var err error
+		if !nb {
+			err = blocking()
+		} else {
+			var rq *runtime.Request
+			if rq, err = start(); err == nil {
+				reqs = append(reqs, rq)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	}
 
 	// Allgatherv: rank i contributes counts[i] values val(i, 0, k).
 	send := make([]int64, counts[me])
@@ -305,15 +335,10 @@ func Varied(c *runtime.Comm, seed uint64) error {
 		send[k] = val(me, 0, k)
 	}
 	recv := make([]int64, size)
-	if err := runtime.Allgatherv(c, send, recv, counts, displs); err != nil {
+	if err := call("Allgatherv",
+		func() error { return runtime.Allgatherv(c, send, recv, counts, displs) },
+		func() (*runtime.Request, error) { return runtime.Iallgatherv(c, send, recv, counts, displs) }); err != nil {
 		return err
-	}
-	for i := range n {
-		for k := range counts[i] {
-			if recv[displs[i]+k] != val(i, 0, k) {
-				return fmt.Errorf("Allgatherv: block %d[%d] = %d", i, k, recv[displs[i]+k])
-			}
-		}
 	}
 
 	// Scatterv from a root chosen by the seed.
@@ -328,13 +353,10 @@ func Varied(c *runtime.Comm, seed uint64) error {
 		}
 	}
 	mine := make([]int64, counts[me])
-	if err := runtime.Scatterv(c, all, counts, displs, mine, root); err != nil {
+	if err := call("Scatterv",
+		func() error { return runtime.Scatterv(c, all, counts, displs, mine, root) },
+		func() (*runtime.Request, error) { return runtime.Iscatterv(c, all, counts, displs, mine, root) }); err != nil {
 		return err
-	}
-	for k, v := range mine {
-		if v != val(root, me, k) {
-			return fmt.Errorf("Scatterv: [%d] = %d", k, v)
-		}
 	}
 
 	// Alltoallv: pair (i, j) moves cnt(i, j) values; everyone knows cnt.
@@ -360,8 +382,44 @@ func Varied(c *runtime.Comm, seed uint64) error {
 			sbuf[sd[j]+k] = val(me, j, k)
 		}
 	}
-	if err := runtime.Alltoallv(c, sbuf, sc, sd, rbuf, rc, rd); err != nil {
+	if err := call("Alltoallv",
+		func() error { return runtime.Alltoallv(c, sbuf, sc, sd, rbuf, rc, rd) },
+		func() (*runtime.Request, error) { return runtime.Ialltoallv(c, sbuf, sc, sd, rbuf, rc, rd) }); err != nil {
 		return err
+	}
+
+	// Gatherv to the last rank: rank i sends its Allgatherv block again
+	// (nonblocking only; Movement checks Gatherv).
+	var gv []int64
+	if nb {
+		if me == n-1 {
+			gv = make([]int64, size)
+		}
+		if err := call("Gatherv", nil, func() (*runtime.Request, error) {
+			return runtime.Igatherv(c, send, gv, counts, displs, n-1)
+		}); err != nil {
+			return err
+		}
+		slices.Reverse(reqs)
+		if err := runtime.Waitall(reqs...); err != nil {
+			return err
+		}
+	}
+
+	for i := range n {
+		for k := range counts[i] {
+			if recv[displs[i]+k] != val(i, 0, k) {
+				return fmt.Errorf("Allgatherv: block %d[%d] = %d", i, k, recv[displs[i]+k])
+			}
+			if gv != nil && gv[displs[i]+k] != val(i, 0, k) {
+				return fmt.Errorf("Igatherv: block %d[%d] = %d", i, k, gv[displs[i]+k])
+			}
+		}
+	}
+	for k, v := range mine {
+		if v != val(root, me, k) {
+			return fmt.Errorf("Scatterv: [%d] = %d", k, v)
+		}
 	}
 	for j := range n {
 		for k := range rc[j] {
@@ -420,3 +478,205 @@ var (
 		{runtime.Sum, func(a, b complex128) complex128 { return a + b }, 1e-9},
 	}
 )
+
+// Nonblocking checks the nonblocking collectives against the naive
+// versions for one length: Ibarrier, Ibcast, Iallreduce (int64 and
+// float64, then bit-identical across ranks), Ireduce, Iallgather,
+// Ialltoall, Igather, Iscatter, Iscan, Iexscan (in place) and
+// IreduceScatterBlock, all in progress at once on
+// c with a blocking Allreduce made among them, completed in reverse order
+// (Waitall) for an even seed and in whatever order they finish (Waitany)
+// for an odd one.
+func Nonblocking(c *runtime.Comm, seed uint64, m int) error {
+	n, r := c.Size(), c.Rank()
+	gen := GenInt64
+	in := Input(seed, r, m, gen)
+	fin := Input(seed, r, m, GenFloat64)
+	everyone := make([]int64, 0, n*m)
+	for q := range n {
+		everyone = append(everyone, Input(seed, q, m, gen)...)
+	}
+	root := int(seed % uint64(n))
+	var reqs []*runtime.Request
+	start := func(name string, rq *runtime.Request, err error) error {
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		reqs = append(reqs, rq)
+		return nil
+	}
+
+	rq, err := c.Ibarrier()
+	if err := start("Ibarrier", rq, err); err != nil {
+		return err
+	}
+	bc := make([]int64, m)
+	if r == root {
+		copy(bc, in)
+	}
+	rq, err = runtime.Ibcast(c, bc, root)
+	if err := start("Ibcast", rq, err); err != nil {
+		return err
+	}
+	sum := make([]int64, m)
+	rq, err = runtime.Iallreduce(c, in, sum, runtime.Sum)
+	if err := start("Iallreduce", rq, err); err != nil {
+		return err
+	}
+	fsum := make([]float64, m)
+	rq, err = runtime.Iallreduce(c, fin, fsum, runtime.Sum)
+	if err := start("Iallreduce float64", rq, err); err != nil {
+		return err
+	}
+	var red []int64
+	if r == root {
+		red = make([]int64, m)
+	}
+	rq, err = runtime.Ireduce(c, in, red, runtime.Max, root)
+	if err := start("Ireduce", rq, err); err != nil {
+		return err
+	}
+	// A blocking collective among them, as long as they are: matched in
+	// call order, it runs beside the calls in progress.
+	ones := make([]int64, m+1)
+	for i := range ones {
+		ones[i] = 1
+	}
+	if err := runtime.Allreduce(c, ones, ones, runtime.Sum); err != nil {
+		return err
+	}
+	for _, v := range ones {
+		if v != int64(n) {
+			return fmt.Errorf("Allreduce len %d among nonblocking calls gave %d, want %d", m+1, v, n)
+		}
+	}
+	ag := make([]int64, n*m)
+	rq, err = runtime.Iallgather(c, in, ag)
+	if err := start("Iallgather", rq, err); err != nil {
+		return err
+	}
+	k := max(m/n, 1)
+	a2aSend := make([]int64, 0, n*k)
+	for j := range n {
+		a2aSend = append(a2aSend, Input(seed+1, r*n+j, k, gen)...)
+	}
+	a2aRecv := make([]int64, n*k)
+	rq, err = runtime.Ialltoall(c, a2aSend, a2aRecv)
+	if err := start("Ialltoall", rq, err); err != nil {
+		return err
+	}
+	var g []int64
+	if r == root {
+		g = make([]int64, n*m)
+	}
+	rq, err = runtime.Igather(c, in, g, root)
+	if err := start("Igather", rq, err); err != nil {
+		return err
+	}
+	var scSend []int64
+	if r == root {
+		scSend = everyone
+	}
+	sc := make([]int64, m)
+	rq, err = runtime.Iscatter(c, scSend, sc, root)
+	if err := start("Iscatter", rq, err); err != nil {
+		return err
+	}
+
+	sc2 := make([]int64, m)
+	rq, err = runtime.Iscan(c, in, sc2, runtime.Sum)
+	if err := start("Iscan", rq, err); err != nil {
+		return err
+	}
+	ex := append([]int64(nil), in...) // in place
+	rq, err = runtime.Iexscan(c, ex, ex, runtime.Max)
+	if err := start("Iexscan", rq, err); err != nil {
+		return err
+	}
+	// IreduceScatterBlock: block j of rank i's send is Input(seed+3, i*n+j).
+	rsSend := make([]int64, 0, n*k)
+	for j := range n {
+		rsSend = append(rsSend, Input(seed+3, r*n+j, k, gen)...)
+	}
+	rsRecv := make([]int64, k)
+	rq, err = runtime.IreduceScatterBlock(c, rsSend, rsRecv, runtime.Sum)
+	if err := start("IreduceScatterBlock", rq, err); err != nil {
+		return err
+	}
+
+	if seed%2 == 0 {
+		for i, j := 0, len(reqs)-1; i < j; i, j = i+1, j-1 {
+			reqs[i], reqs[j] = reqs[j], reqs[i]
+		}
+		if err := runtime.Waitall(reqs...); err != nil {
+			return err
+		}
+	} else {
+		for range reqs {
+			i, _, err := runtime.Waitany(reqs)
+			if err != nil {
+				return fmt.Errorf("request %d: %w", i, err)
+			}
+		}
+		if i, _, _ := runtime.Waitany(reqs); i != -1 {
+			return fmt.Errorf("Waitany found request %d after every one completed", i)
+		}
+	}
+
+	if err := Equal(bc, Input(seed, root, m, gen), 0); err != nil {
+		return fmt.Errorf("Ibcast from %d len %d: %w", root, m, err)
+	}
+	if err := Equal(sum, Naive(seed, 0, n, m, gen, func(a, b int64) int64 { return a + b }), 0); err != nil {
+		return fmt.Errorf("Iallreduce len %d: %w", m, err)
+	}
+	if err := Equal(fsum, Naive(seed, 0, n, m, GenFloat64, func(a, b float64) float64 { return a + b }), 1e-9); err != nil {
+		return fmt.Errorf("Iallreduce float64 len %d: %w", m, err)
+	}
+	if r == root {
+		if err := Equal(red, Naive(seed, 0, n, m, gen, func(a, b int64) int64 { return max(a, b) }), 0); err != nil {
+			return fmt.Errorf("Ireduce len %d: %w", m, err)
+		}
+		if err := Equal(g, everyone, 0); err != nil {
+			return fmt.Errorf("Igather len %d: %w", m, err)
+		}
+	}
+	if err := Equal(ag, everyone, 0); err != nil {
+		return fmt.Errorf("Iallgather len %d: %w", m, err)
+	}
+	for i := range n {
+		if err := Equal(a2aRecv[i*k:(i+1)*k], Input(seed+1, i*n+r, k, gen), 0); err != nil {
+			return fmt.Errorf("Ialltoall block from %d len %d: %w", i, k, err)
+		}
+	}
+	if err := Equal(sc, Input(seed, r, m, gen), 0); err != nil {
+		return fmt.Errorf("Iscatter len %d: %w", m, err)
+	}
+	if err := Equal(sc2, Naive(seed, 0, r+1, m, gen, func(a, b int64) int64 { return a + b }), 0); err != nil {
+		return fmt.Errorf("Iscan len %d: %w", m, err)
+	}
+	wantEx := in
+	if r > 0 {
+		wantEx = Naive(seed, 0, r, m, gen, func(a, b int64) int64 { return max(a, b) })
+	}
+	if err := Equal(ex, wantEx, 0); err != nil {
+		return fmt.Errorf("Iexscan len %d: %w", m, err)
+	}
+	wantRS := make([]int64, k)
+	for i := range n {
+		for e, v := range Input(seed+3, i*n+r, k, gen) {
+			wantRS[e] += v
+		}
+	}
+	if err := Equal(rsRecv, wantRS, 0); err != nil {
+		return fmt.Errorf("IreduceScatterBlock len %d: %w", k, err)
+	}
+	// Every rank's float64 sum has the same bits.
+	ref := append([]float64(nil), fsum...)
+	if err := runtime.Bcast(c, ref, 0); err != nil {
+		return err
+	}
+	if err := Equal(fsum, ref, 0); err != nil {
+		return fmt.Errorf("Iallreduce float64 len %d: results differ between ranks: %w", m, err)
+	}
+	return nil
+}
