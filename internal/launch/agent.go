@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -101,8 +102,8 @@ const (
 )
 
 // heartbeat pings sess until it closes, and closes it when the peer stops
-// answering.
-func heartbeat(sess *yamux.Session) {
+// answering, after setting silent.
+func heartbeat(sess *yamux.Session, silent *atomic.Bool) {
 	misses := 0
 	for {
 		select {
@@ -120,6 +121,7 @@ func heartbeat(sess *yamux.Session) {
 				return // the session is closing
 			}
 			if misses++; misses >= pingMisses {
+				silent.Store(true)
 				sess.Close()
 				return
 			}
@@ -154,7 +156,7 @@ func RunAgent(in io.Reader, log *slog.Logger) error {
 		conn.Close()
 		return err
 	}
-	go heartbeat(sess)
+	go heartbeat(sess, new(atomic.Bool))
 	a := &agent{cfg: cfg, sess: sess, log: log, procs: map[int]rankProc{}, stdins: map[int]*io.PipeWriter{}}
 	a.bind, _, _ = net.SplitHostPort(conn.LocalAddr().String())
 	return a.serve()

@@ -2,6 +2,7 @@ package launch
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,9 +37,10 @@ type agents struct {
 
 // agentConn is gorun's connection to one agent.
 type agentConn struct {
-	host string
-	sess *yamux.Session
-	ctl  net.Conn
+	host   string
+	sess   *yamux.Session
+	silent *atomic.Bool // set by the heartbeat when the agent stopped answering
+	ctl    net.Conn
 
 	encMu sync.Mutex
 	enc   *json.Encoder
@@ -210,13 +213,14 @@ func (a *agents) accept(hosts []string, exited chan<- int) error {
 			c.Close()
 			continue
 		}
-		go heartbeat(sess)
+		silent := new(atomic.Bool)
+		go heartbeat(sess, silent)
 		ctl, err := sess.Accept()
 		if err != nil {
 			sess.Close()
 			return fmt.Errorf("launch: the agent on %s: %w", hosts[id], err)
 		}
-		ac := &agentConn{host: hosts[id], sess: sess, ctl: ctl, enc: json.NewEncoder(ctl),
+		ac := &agentConn{host: hosts[id], sess: sess, silent: silent, ctl: ctl, enc: json.NewEncoder(ctl),
 			procs: map[int]*remoteProc{}, started: map[int]chan agentMsg{}, exited: exited, out: a.out}
 		a.byHost[ac.host] = ac
 		go ac.read()
@@ -283,9 +287,10 @@ func (ac *agentConn) send(m agentMsg) {
 // report names the host.
 func (ac *agentConn) read() {
 	dec := json.NewDecoder(ac.ctl)
+	var why error
 	for {
 		var m agentMsg
-		if err := dec.Decode(&m); err != nil {
+		if why = dec.Decode(&m); why != nil {
 			break
 		}
 		ac.mu.Lock()
@@ -315,11 +320,24 @@ func (ac *agentConn) read() {
 		if !p.ended {
 			p.ended = true
 			p.exit = RankExit{Rank: r, PID: p.pid, Code: -1, Signal: syscall.SIGKILL}
-			p.tail.add([]byte(fmt.Sprintf("gorun: lost the connection to the agent on host %s", ac.host)))
+			p.tail.add([]byte(fmt.Sprintf("gorun: lost the connection to the agent on host %s (%v)", ac.host, ac.lostWhy(why))))
 			p.cut()
 			ac.exited <- r
 		}
 	}
+}
+
+// lostWhy says in words why an agent's control stream ended.
+func (ac *agentConn) lostWhy(err error) string {
+	switch {
+	case ac.silent.Load():
+		return fmt.Sprintf("it answered no ping for %v", pingMisses*pingTimeout)
+	case errors.Is(err, io.EOF), errors.Is(err, yamux.ErrSessionShutdown):
+		return "the agent or its host went away"
+	case errors.Is(err, yamux.ErrTimeout), errors.Is(err, yamux.ErrKeepAliveTimeout):
+		return "it stopped answering"
+	}
+	return err.Error()
 }
 
 // acceptStreams routes the streams the agent opens.
