@@ -228,6 +228,7 @@
 // # Not here (yet)
 //
 // Derived datatypes, persistent collectives, intercommunicators and
-// dynamic processes. One-sided windows live in package rma, node-shared
-// arrays and locks in package patterns.
+// dynamic processes; docs/mpi4py.md maps mpi4py's and MPI's calls to
+// this package's and lists all that is missing. One-sided windows live in
+// package rma, node-shared arrays and locks in package patterns.
 package runtime

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -65,5 +66,63 @@ func TestExampleRWLock(t *testing.T) {
 	}
 	if !strings.Contains(out, "5 lines in "+path+", 4 ranks") {
 		t.Errorf("the report is missing:\n%s", out)
+	}
+}
+
+// TestExampleHeat runs the Jacobi solver on grids of ranks of several
+// shapes, one node and two, and has rank 0 compare the answer with its
+// serial solve: equal bit for bit, or the job fails.
+func TestExampleHeat(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string // the summary line's start
+	}{
+		{[]string{"-np", "1"}, "heat: 23×17 grid on 1×1 ranks: "},
+		{[]string{"-np", "4"}, "heat: 23×17 grid on 2×2 ranks: "},
+		{[]string{"-np", "3"}, "heat: 23×17 grid on 3×1 ranks: "},
+		{[]string{"-np", "4", "--nodes", "2"}, "heat: 23×17 grid on 2×2 ranks: "},
+		{[]string{"-np", "6", "--nodes", "2"}, "heat: 23×17 grid on 3×2 ranks: "},
+	} {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			// -tol stops the solve before -iters does.
+			args := append(c.args, "heat", "-n", "23", "-m", "17", "-tol", "1e-2", "-iters", "1000", "-check")
+			code, out, errOut := runGorun(t, "", args...)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+			}
+			if !strings.Contains(out, c.want) || !strings.HasSuffix(out, "heat: ok (equal to the serial solve bit for bit)\n") {
+				t.Errorf("got\n%s", out)
+			}
+		})
+	}
+}
+
+// TestExampleParticles runs the particle exchange in one and two
+// dimensions, one node and two; the example checks itself after every
+// step.
+func TestExampleParticles(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-np", "1"}, "particles: 300 particles on [1 1] ranks, 30 steps;"},
+		{[]string{"-np", "4"}, "particles: 1200 particles on [2 2] ranks, 30 steps;"},
+		{[]string{"-np", "4", "--nodes", "2"}, "particles: 1200 particles on [2 2] ranks, 30 steps;"},
+		{[]string{"-np", "3", "--nodes", "2", "particles", "-dim", "1"}, "particles: 900 particles on [3] ranks, 30 steps;"},
+	} {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			args := c.args
+			if !slices.Contains(args, "particles") {
+				args = append(args, "particles")
+			}
+			args = append(args, "-n", "300", "-steps", "30", "-dt", "0.05", "-check")
+			code, out, errOut := runGorun(t, "", args...)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+			}
+			if !strings.Contains(out, c.want) || !strings.HasSuffix(out, "\nparticles: ok\n") {
+				t.Errorf("got\n%s", out)
+			}
+		})
 	}
 }

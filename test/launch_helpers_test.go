@@ -50,7 +50,7 @@ var built struct {
 var launchApps = []string{"echo", "exit3", "panic", "sleep", "collcheck", "rankfail", "shmleak", "collhold"}
 
 // examples are the programs of examples/ that the tests run.
-var examples = []string{"shared", "rwlock"}
+var examples = []string{"shared", "rwlock", "heat", "particles"}
 
 // binary returns the path of a built program: "gorun" or one of
 // launchApps.
