@@ -411,27 +411,10 @@ func Iallgatherv[T Elem](c *Comm, send, recv []T, counts, displs []int) (*Reques
 // world (ErrAborted, naming the rank and the argument), as does a recv
 // whose length is not its count; ErrAborted, ErrClosed.
 func Iscatterv[T Elem](c *Comm, send []T, counts, displs []int, recv []T, root int) (*Request, error) {
+	local := scattervArgs(c, send, counts, displs, recv, root)
 	if c == nil {
-		err := checkSerialRoot(root)
-		if err == nil {
-			err = checkBlocks("send", 1, len(send), counts, displs)
-		}
-		if err == nil && counts[0] != len(recv) {
-			err = errInvalid(fmt.Sprintf("recv has %d elements but counts[0] = %d", len(recv), counts[0]))
-		}
-		if err == nil {
-			copy(recv, send[displs[0]:displs[0]+counts[0]])
-		}
-		return doneRequest(nil, "Iscatterv", root, err), nil
+		return doneRequest(nil, "Iscatterv", root, local), nil
 	}
-	local := c.checkRoot(root)
-	if local == nil && c.rank == root {
-		local = checkBlocks("send", c.size, len(send), counts, displs)
-		if local == nil && counts[root] != len(recv) {
-			local = errInvalid(fmt.Sprintf("recv has %d elements but counts[%d] = %d", len(recv), root, counts[root]))
-		}
-	}
-	local = elemFirst[T](local)
 	var k coll
 	if r, err := c.beginNB(&k, "Iscatterv", rootedCall(callScatterv, root, -1, sizeOf[T]()), root, local, true); r != nil || err != nil {
 		return r, err
@@ -451,21 +434,10 @@ func Iscatterv[T Elem](c *Comm, send []T, counts, displs []int, recv []T, root i
 // abort the world (ErrAborted, naming the rank and the argument), as does a
 // pair whose counts disagree; ErrAborted, ErrClosed.
 func Ialltoallv[T Elem](c *Comm, send []T, sendcounts, sdispls []int, recv []T, recvcounts, rdispls []int) (*Request, error) {
-	local := checkBlocks("send", c.Size(), len(send), sendcounts, sdispls)
-	if local == nil {
-		local = checkBlocks("recv", c.Size(), len(recv), recvcounts, rdispls)
-	}
-	me := c.Rank()
-	if local == nil && sendcounts[me] != recvcounts[me] {
-		local = errInvalid(fmt.Sprintf("sendcounts[%d] = %d but recvcounts[%d] = %d", me, sendcounts[me], me, recvcounts[me]))
-	}
+	local := alltoallvArgs(c, send, sendcounts, sdispls, recv, recvcounts, rdispls)
 	if c == nil {
-		if local == nil {
-			copy(recv[rdispls[0]:rdispls[0]+recvcounts[0]], send[sdispls[0]:sdispls[0]+sendcounts[0]])
-		}
 		return doneRequest(nil, "Ialltoallv", NoPeer, local), nil
 	}
-	local = elemFirst[T](local)
 	var k coll
 	if r, err := c.beginNB(&k, "Ialltoallv", countedCall(callAlltoallv, 0, -1, sizeOf[T]()), NoPeer, local, true); r != nil || err != nil {
 		return r, err

@@ -58,17 +58,10 @@ func Allgatherv[T Elem](c *Comm, send, recv []T, counts, displs []int) error {
 	return c.opErr("Allgatherv", NoPeer, k.end(err))
 }
 
-// Scatterv is Scatter with a count per rank (MPI_Scatterv): rank i receives
-// counts[i] elements from send[displs[i]:] of rank root, into recv, which
-// must have exactly counts[i] elements. send, counts and displs are only
-// used at root.
-//
-// Scatterv is collective over c and blocking. Errors: ErrInvalid for a root
-// out of range or counts and displacements that do not fit send at root — on
-// a one-node communicator returned by every rank, otherwise the cause of
-// ErrAborted on every rank; a recv whose length is not its count aborts the
-// world with a cause naming the sizes; ErrAborted, ErrClosed.
-func Scatterv[T Elem](c *Comm, send []T, counts, displs []int, recv []T, root int) error {
+// scattervArgs checks the arguments of Scatterv and Iscatterv and returns
+// this rank's argument error; on the serial communicator (c nil) it also
+// does the copy.
+func scattervArgs[T Elem](c *Comm, send []T, counts, displs []int, recv []T, root int) error {
 	if c == nil {
 		err := elemFirst[T](checkSerialRoot(root))
 		if err == nil {
@@ -80,7 +73,7 @@ func Scatterv[T Elem](c *Comm, send []T, counts, displs []int, recv []T, root in
 		if err == nil {
 			copy(recv, send[displs[0]:displs[0]+counts[0]])
 		}
-		return (*Comm)(nil).opErr("Scatterv", root, err)
+		return err
 	}
 	local := elemFirst[T](c.checkRoot(root))
 	if local == nil && c.rank == root {
@@ -88,6 +81,24 @@ func Scatterv[T Elem](c *Comm, send []T, counts, displs []int, recv []T, root in
 		if local == nil && counts[root] != len(recv) {
 			local = errInvalid(fmt.Sprintf("recv has %d elements but counts[%d] = %d", len(recv), root, counts[root]))
 		}
+	}
+	return local
+}
+
+// Scatterv is Scatter with a count per rank (MPI_Scatterv): rank i receives
+// counts[i] elements from send[displs[i]:] of rank root, into recv, which
+// must have exactly counts[i] elements. send, counts and displs are only
+// used at root.
+//
+// Scatterv is collective over c and blocking. Errors: ErrInvalid for a root
+// out of range or counts and displacements that do not fit send at root — on
+// a one-node communicator returned by every rank, otherwise the cause of
+// ErrAborted on every rank; a recv whose length is not its count aborts the
+// world with a cause naming the sizes; ErrAborted, ErrClosed.
+func Scatterv[T Elem](c *Comm, send []T, counts, displs []int, recv []T, root int) error {
+	local := scattervArgs(c, send, counts, displs, recv, root)
+	if c == nil {
+		return (*Comm)(nil).opErr("Scatterv", root, local)
 	}
 	var k coll
 	if err := c.enterStrict(&k, "Scatterv", rootedCall(callScatterv, root, -1, sizeOf[T]()), local); err != nil {
@@ -115,6 +126,25 @@ func Scatterv[T Elem](c *Comm, send []T, counts, displs []int, recv []T, root in
 	return c.opErr("Scatterv", root, k.end(err))
 }
 
+// alltoallvArgs checks the arguments of Alltoallv and Ialltoallv and
+// returns this rank's argument error; on the serial communicator (c nil)
+// it also does the copy.
+func alltoallvArgs[T Elem](c *Comm, send []T, sendcounts, sdispls []int, recv []T, recvcounts, rdispls []int) error {
+	local := checkBlocks("send", c.Size(), len(send), sendcounts, sdispls)
+	if local == nil {
+		local = checkBlocks("recv", c.Size(), len(recv), recvcounts, rdispls)
+	}
+	me := c.Rank()
+	if local == nil && sendcounts[me] != recvcounts[me] {
+		local = errInvalid(fmt.Sprintf("sendcounts[%d] = %d but recvcounts[%d] = %d", me, sendcounts[me], me, recvcounts[me]))
+	}
+	local = elemFirst[T](local)
+	if c == nil && local == nil {
+		copy(recv[rdispls[0]:rdispls[0]+recvcounts[0]], send[sdispls[0]:sdispls[0]+sendcounts[0]])
+	}
+	return local
+}
+
 // Alltoallv is Alltoall with a count per pair (MPI_Alltoallv): rank r sends
 // sendcounts[i] elements from send[sdispls[i]:] to rank i, and receives
 // recvcounts[i] elements from rank i into recv[rdispls[i]:]. What rank r
@@ -127,21 +157,11 @@ func Scatterv[T Elem](c *Comm, send []T, counts, displs []int, recv []T, root in
 // disagree aborts the world with a cause naming the sizes; ErrAborted,
 // ErrClosed.
 func Alltoallv[T Elem](c *Comm, send []T, sendcounts, sdispls []int, recv []T, recvcounts, rdispls []int) error {
-	local := checkBlocks("send", c.Size(), len(send), sendcounts, sdispls)
-	if local == nil {
-		local = checkBlocks("recv", c.Size(), len(recv), recvcounts, rdispls)
-	}
-	me := c.Rank()
-	if local == nil && sendcounts[me] != recvcounts[me] {
-		local = errInvalid(fmt.Sprintf("sendcounts[%d] = %d but recvcounts[%d] = %d", me, sendcounts[me], me, recvcounts[me]))
-	}
-	local = elemFirst[T](local)
+	local := alltoallvArgs(c, send, sendcounts, sdispls, recv, recvcounts, rdispls)
 	if c == nil {
-		if local == nil {
-			copy(recv[rdispls[0]:rdispls[0]+recvcounts[0]], send[sdispls[0]:sdispls[0]+sendcounts[0]])
-		}
 		return (*Comm)(nil).opErr("Alltoallv", NoPeer, local)
 	}
+	me := c.rank
 	var k coll
 	if err := c.enterStrict(&k, "Alltoallv", countedCall(callAlltoallv, 0, -1, sizeOf[T]()), local); err != nil {
 		return c.opErr("Alltoallv", NoPeer, err)
