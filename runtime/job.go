@@ -125,7 +125,7 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env, client launc
 	}
 	w.setNodes(nodes)
 	w.hosts = hosts
-	if forced && forceYield || !forced && oversubscribed(env.Rank, nodes, masks) {
+	if forced && forceYield || !forced && oversubscribed(env.Rank, hosts, masks) {
 		w.setOversubscribed(shmsync.Yield)
 		w.log.Debug("waits yield the CPU: more ranks on this node than CPUs, or "+EnvYield+"=1", "rank", env.Rank)
 	}

@@ -81,15 +81,16 @@ func maskCPUs(m string, set *[]uint64) bool {
 	return true
 }
 
-// oversubscribed reports whether rank's node has more ranks than the CPUs
-// those ranks may run on together: nodes holds each rank's node identity
-// and masks each rank's CPU mask (cpuMask). Unknown masks make it report
+// oversubscribed reports whether rank's host has more ranks than the CPUs
+// those ranks may run on together: hosts holds each rank's host name (not
+// its node: emulated nodes, gorun --nodes, share the host's CPUs) and
+// masks each rank's CPU mask (cpuMask). Unknown masks make it report
 // false: without them there is nothing to compare.
-func oversubscribed(rank int, nodes, masks []string) bool {
+func oversubscribed(rank int, hosts, masks []string) bool {
 	var set []uint64
 	n := 0
-	for i, node := range nodes {
-		if node != nodes[rank] {
+	for i, host := range hosts {
+		if host != hosts[rank] {
 			continue
 		}
 		n++

@@ -12,19 +12,19 @@ import (
 func TestOversubscribedDecision(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
-		nodes, masks []string
+		hosts, masks []string
 		want         bool // for rank 0
 	}{
 		{"one rank per CPU", []string{"a", "a"}, []string{"3", "3"}, false},
 		{"more ranks than CPUs", []string{"a", "a", "a"}, []string{"3", "3", "3"}, true},
 		{"bound to a CPU each", []string{"a", "a"}, []string{"1", "2"}, false},
 		{"bound to one CPU together", []string{"a", "a"}, []string{"1", "1"}, true},
-		{"other nodes do not count", []string{"a", "b", "b", "b"}, []string{"1", "1", "1", "1"}, false},
+		{"other hosts do not count", []string{"a", "b", "b", "b"}, []string{"1", "1", "1", "1"}, false},
 		{"a CPU above 64", []string{"a", "a", "a"}, []string{"10000000000000000", "1", "2"}, false},
 		{"unknown mask", []string{"a", "a", "a"}, []string{"1", "", "1"}, false},
 		{"malformed mask", []string{"a", "a"}, []string{"1", "x"}, false},
 	} {
-		if got := oversubscribed(0, tc.nodes, tc.masks); got != tc.want {
+		if got := oversubscribed(0, tc.hosts, tc.masks); got != tc.want {
 			t.Errorf("%s: oversubscribed = %v, want %v", tc.name, got, tc.want)
 		}
 	}

@@ -46,12 +46,12 @@ func TestProcessOversubscribed(t *testing.T) {
 		{"more ranks than CPUs", cpus + 1, nil, true},
 		{"forced on", 2, []string{runtime.EnvYield + "=1"}, true},
 		{"forced off", cpus + 1, []string{runtime.EnvYield + "=0"}, false},
-		{"on two nodes", cpus + 1, nil, false},
+		{"two emulated nodes of one host", cpus + 1, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := ranktest.SpawnConfig{Env: tc.env}
-			if tc.name == "on two nodes" {
-				cfg.Nodes = 2 // (cpus+1)/2 rounded up per node, at most cpus
+			if tc.name == "two emulated nodes of one host" {
+				cfg.Nodes = 2 // they share the host's CPUs
 			}
 			out := cfg.Spawn(t, tc.n, "oversub-report")
 			if got := strings.Count(out, fmt.Sprintf("yielding=%v", tc.want)); got != tc.n {
