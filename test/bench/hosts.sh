@@ -9,13 +9,18 @@
 #                 and the range of the runs, and gorun / ompi of the medians
 #   COLUMNS       what to run (default "gorun ompi mpich"; ompi and mpich are
 #                 left out when not installed). Also: gorun-gmp1 (gorun with
-#                 -x GOMAXPROCS=1) and gorun-b (the gorun, latency and bw
-#                 binaries in the folder GORUN_B, for before/after runs)
+#                 -x GOMAXPROCS=1), gorun-b (the gorun, latency and bw
+#                 binaries in the folder GORUN_B, for before/after runs), and
+#                 gorun-lo and ompi-lo: both ranks on h1 over its loopback TCP
+#                 (gorun --transports self,tcp), for the difference the two
+#                 hosts make in the same run
 #   BENCHES       "lat bw" (default), or one of them
 #   BW_SIZES      bandwidth sizes (default 1,8,64,1024,8192,65536,1048576,4194304)
 #   PERF_TARGET_S length of each timed loop (default 0.25)
 #   OUT           output folder (default: a temporary one, printed): bin/,
-#                 raw.tsv, one log per run, transport.txt, env.txt, tables.md
+#                 raw.tsv, one log per run, transport.txt, env.txt, load.tsv
+#                 (the load average after each run: others share the machine),
+#                 tables.md
 #   VCLUSTER_NAME the test bed's name (default hostbnch)
 #
 # Every program runs on h1 and starts its peer on h2 with ssh: gorun with its
@@ -54,7 +59,7 @@ columns=${COLUMNS:-gorun ompi mpich}
 # ---- build ------------------------------------------------------------------
 (cd "$repo" && for p in ./cmd/gorun ./test/bench/latency ./test/bench/bw; do go build -o "$bin/" "$p"; done)
 need_c=0
-for c in $columns; do case $c in ompi | mpich) need_c=1 ;; esac; done
+for c in $columns; do case $c in ompi* | mpich) need_c=1 ;; esac; done
 if [ $need_c = 1 ]; then
 	[ -f "$shared/mpi/p2p.c" ] || die "$shared/mpi/p2p.c not found (the C programs)"
 	tmp=$(mktemp -d)
@@ -66,7 +71,7 @@ if [ $need_c = 1 ]; then
 	# 6 significant digits instead of 4 decimals (0.0001 GB/s at 1 B), as gorun's -rows.
 	sed -i 's/\\t%\.4f\\t/\\t%.6g\\t/' "$tmp/mpi/bench.h"
 	grep -q '%.6g' "$tmp/mpi/bench.h" || die "could not set the value format in bench.h"
-	cflags="-O2 -Wall -Wno-unused-parameter -std=gnu11"
+	cflags="-O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-stringop-overflow -std=gnu11" # the Makefile's
 	if have mpicc.openmpi; then mpicc.openmpi $cflags -o "$bin/p2p-ompi" "$tmp/mpi/p2p.c"; fi
 	if have mpicc.mpich; then mpicc.mpich $cflags -o "$bin/p2p-mpich" "$tmp/mpi/p2p.c"; fi
 	rm -rf "$tmp"
@@ -74,11 +79,11 @@ fi
 names=()
 for c in $columns; do
 	case $c in
-	gorun | gorun-gmp1) names+=("$c") ;;
+	gorun | gorun-gmp1 | gorun-lo) names+=("$c") ;;
 	gorun-b)
 		for p in gorun latency bw; do [ -x "${GORUN_B:-}/$p" ] || die "gorun-b: GORUN_B=${GORUN_B:-} has no $p"; done
 		names+=("$c") ;;
-	ompi) if have mpirun.openmpi && [ -x "$bin/p2p-ompi" ]; then names+=(ompi); else echo "hosts.sh: no Open MPI, its column is left out" >&2; fi ;;
+	ompi | ompi-lo) if have mpirun.openmpi && [ -x "$bin/p2p-ompi" ]; then names+=("$c"); else echo "hosts.sh: no Open MPI, its column $c is left out" >&2; fi ;;
 	mpich) if have mpiexec.mpich && [ -x "$bin/p2p-mpich" ]; then names+=(mpich); else echo "hosts.sh: no MPICH, its column is left out" >&2; fi ;;
 	*) die "unknown column $c" ;;
 	esac
@@ -96,17 +101,20 @@ h2ip=$(on_h1 getent hosts h2 | awk '{print $1}')
 
 # cmd_for NAME lat|bw: the command line of one run, started on h1.
 cmd_for() {
-	local g=$bin x=() prog
+	local g=$bin x=(--host h1:1,h2:1) prog
 	case $1 in
-	gorun* )
+	gorun*)
 		[ "$1" = gorun-b ] && g=$GORUN_B
-		[ "$1" = gorun-gmp1 ] && x=(-x GOMAXPROCS=1)
+		[ "$1" = gorun-gmp1 ] && x+=(-x GOMAXPROCS=1)
+		[ "$1" = gorun-lo ] && x=(--transports self,tcp)
 		if [ "$2" = lat ]; then prog=("$g/latency" -rows); else prog=("$g/bw" -rows -sizes "$bw_sizes"); fi
-		echo "$g/gorun" --host h1:1,h2:1 -np 2 "${x[@]}" -x "PERF_TARGET_S=$target" "${prog[@]}" ;;
-	ompi)
-		echo mpirun.openmpi --allow-run-as-root --host h1,h2 -np 2 --bind-to none \
+		echo "$g/gorun" "${x[@]}" -np 2 -x "PERF_TARGET_S=$target" "${prog[@]}" ;;
+	ompi*)
+		local hosts=h1,h2 dev=eth0
+		[ "$1" = ompi-lo ] && hosts=h1:2 dev=lo
+		echo mpirun.openmpi --allow-run-as-root --host $hosts -np 2 --bind-to none \
 			--mca plm_rsh_agent ssh --mca pml ob1 --mca btl tcp,self \
-			--mca btl_tcp_if_include eth0 --mca oob_tcp_if_include eth0 --mca btl_tcp_disable_family 6 \
+			--mca btl_tcp_if_include $dev --mca oob_tcp_if_include $dev --mca btl_tcp_disable_family 6 \
 			-x "PERF_TARGET_S=$target" "$bin/p2p-ompi" "$2" ;;
 	mpich)
 		echo mpiexec.mpich -launcher ssh -hosts h1,h2 -iface eth0 -n 2 \
@@ -134,9 +142,10 @@ cmd_for() {
 # to h2 and maps no shared-memory segment (memfd) that the rank on h2 maps.
 transport_check() {
 	local log=$out/transport.log p exe r0="" r1="" i conn shared=0 ino
-	on_h1 $(cmd_for gorun lat | sed "s/PERF_TARGET_S=$target/PERF_TARGET_S=2/") >"$log" 2>&1 &
+	# shellcheck disable=SC2046 # the command is a list of words
+	flock /tmp/gorun-heavy.lock timeout 300 bash "$vc" exec h1 $(cmd_for gorun lat | sed "s/PERF_TARGET_S=$target/PERF_TARGET_S=0.05/") >"$log" 2>&1 &
 	local job=$!
-	for ((i = 0; i < 300; i++)); do
+	while kill -0 "$job" 2>/dev/null; do
 		for p in $(ip netns pids "$VCLUSTER_NAME-h1") $(ip netns pids "$VCLUSTER_NAME-h2"); do
 			exe=$(readlink "/proc/$p/exe" 2>/dev/null) || continue
 			[ "$exe" = "$bin/latency" ] || continue
@@ -169,11 +178,14 @@ transport_check
 # ---- the runs, interleaved ----------------------------------------------------
 raw=$out/raw.tsv
 : >"$raw"
+: >"$out/load.tsv"
 run() { # rep name lat|bw
-	local log=$out/$2-$3-$1.log rc=0
+	local log=$out/$2-$3-$1.log rc=0 load
 	# shellcheck disable=SC2046 # the command is a list of words
 	flock /tmp/gorun-heavy.lock timeout 300 bash "$vc" exec h1 $(cmd_for "$2" "$3") </dev/null >"$log" 2>&1 || rc=$?
+	load=$(cut -d' ' -f1 /proc/loadavg)
 	[ $rc = 0 ] || echo "# FAILED rc=$rc rep=$1 $2 $3 (log $log)" >>"$raw"
+	printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$load" >>"$out/load.tsv"
 	awk -F'\t' -v r="$1" -v n="$2" 'NF == 4 && ($1 == "pingpong_lat" || $1 == "uni_bw") {print $1 "\t" $2 "\t" n "\t" r "\t" $3}' "$log" >>"$raw"
 	echo "rep $1 $2 $3: rc=$rc" >&2
 }
@@ -225,6 +237,8 @@ table() { # bench title scale
 	table pingpong_lat "ping-pong latency, µs (gorun / other: lower is better for gorun)" 1
 	echo
 	table uni_bw "bandwidth, MB/s (gorun / other: higher is better for gorun)" 1000
+	echo
+	awk -F'\t' 'NR == 1 || $4 < lo {lo = $4} NR == 1 || $4 > hi {hi = $4} END {printf "load average (1 min) after the runs: %s to %s on %d cores\n", lo, hi, '"$(nproc)"'}' "$out/load.tsv"
 	if grep -q '^#' "$raw"; then echo; grep '^#' "$raw"; fi
 } | tee "$out/tables.md"
 echo "hosts.sh: commands in $out/env.txt, logs and raw.tsv in $out" >&2
