@@ -28,8 +28,9 @@
 # eth0 only (IPv4) and no binding; mpiexec.mpich (ch4:ucx) with UCX's tcp on
 # eth0. The C programs are ../shared/bench/mpi/p2p.c built from a temporary
 # copy (that folder is read-only and shared) whose bandwidth sizes are
-# replaced by BW_SIZES. Each run holds /tmp/gorun-heavy.lock. The test bed
-# is torn down on exit, whatever the exit.
+# replaced by BW_SIZES. The measurements (a few minutes) hold
+# /tmp/gorun-heavy.lock, taken once: others benchmark on this machine too.
+# The test bed is torn down on exit, whatever the exit.
 #
 # Open MPI binds each host's first rank to core 0 by default. The test-bed
 # hosts share this machine's cores, so both ranks would spin on one core and
@@ -132,7 +133,7 @@ cmd_for() {
 	echo "kernel: $(uname -sr)"
 	echo "openmpi: $(dpkg-query -W -f='${Version}' openmpi-bin 2>/dev/null || echo -)"
 	echo "mpich: $(dpkg-query -W -f='${Version}' mpich 2>/dev/null || echo -)"
-	echo "h1 eth0: $(on_h1 ip -br addr show eth0 | awk '{print $3}'), mtu $(on_h1 cat /sys/class/net/eth0/mtu); h2 is $h2ip"
+	echo "h1 eth0: $(on_h1 ip -br addr show eth0 | awk '{print $3}'), mtu $(on_h1 ip -o link show eth0 | sed -E 's/.* mtu ([0-9]+) .*/\1/'); h2 is $h2ip"
 	echo "reps: $reps, PERF_TARGET_S: $target, bandwidth sizes: $bw_sizes"
 	for n in "${names[@]}"; do echo "$n: $(cmd_for "$n" lat)"; done
 } >"$out/env.txt"
@@ -143,7 +144,7 @@ cmd_for() {
 transport_check() {
 	local log=$out/transport.log p exe r0="" r1="" i conn shared=0 ino
 	# shellcheck disable=SC2046 # the command is a list of words
-	flock /tmp/gorun-heavy.lock timeout 300 bash "$vc" exec h1 $(cmd_for gorun lat | sed "s/PERF_TARGET_S=$target/PERF_TARGET_S=0.05/") >"$log" 2>&1 &
+	timeout 300 bash "$vc" exec h1 $(cmd_for gorun lat | sed "s/PERF_TARGET_S=$target/PERF_TARGET_S=0.05/") >"$log" 2>&1 8>&- &
 	local job=$!
 	while kill -0 "$job" 2>/dev/null; do
 		for p in $(ip netns pids "$VCLUSTER_NAME-h1") $(ip netns pids "$VCLUSTER_NAME-h2"); do
@@ -173,6 +174,11 @@ transport_check() {
 		fi
 	} | tee "$out/transport.txt" >&2
 }
+# The heavy lock, held by this shell only (8>&- keeps the runs from
+# inheriting it) until it exits.
+exec 8>>/tmp/gorun-heavy.lock
+echo "hosts.sh: waiting for /tmp/gorun-heavy.lock" >&2
+flock 8
 transport_check
 
 # ---- the runs, interleaved ----------------------------------------------------
@@ -182,7 +188,7 @@ raw=$out/raw.tsv
 run() { # rep name lat|bw
 	local log=$out/$2-$3-$1.log rc=0 load
 	# shellcheck disable=SC2046 # the command is a list of words
-	flock /tmp/gorun-heavy.lock timeout 300 bash "$vc" exec h1 $(cmd_for "$2" "$3") </dev/null >"$log" 2>&1 || rc=$?
+	timeout 300 bash "$vc" exec h1 $(cmd_for "$2" "$3") </dev/null >"$log" 2>&1 8>&- || rc=$?
 	load=$(cut -d' ' -f1 /proc/loadavg)
 	[ $rc = 0 ] || echo "# FAILED rc=$rc rep=$1 $2 $3 (log $log)" >>"$raw"
 	printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$load" >>"$out/load.tsv"
@@ -204,6 +210,8 @@ table() { # bench title scale
 		lo = v[1]; hi = v[n]
 		return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 	}
+	# a gorun column is compared with the MPIs between the hosts, or with ompi-lo on loopback
+	function pair(g, o) { return g ~ /-lo$/ ? o == "ompi-lo" : o == "ompi" || o == "mpich" }
 	function fmt(x) { return x >= 100 ? sprintf("%.0f", x) : x >= 10 ? sprintf("%.1f", x) : x >= 1 ? sprintf("%.2f", x) : sprintf("%.3g", x) }
 	$1 == bench { v[$2, $3] = v[$2, $3] " " $5 * scale; if (!($2 in seen)) { seen[$2] = 1; sizes[++ns] = $2 } }
 	END {
@@ -211,10 +219,10 @@ table() { # bench title scale
 		if (ns == 0) exit
 		printf "%s\n\n| bytes |", title
 		for (i = 1; i <= nn; i++) printf " %s |", nm[i]
-		for (i = 1; i <= nn; i++) if (nm[i] ~ /^gorun/) { for (j = 1; j <= nn; j++) if (nm[j] == "ompi" || nm[j] == "mpich") printf " %s / %s |", nm[i], nm[j] }
+		for (i = 1; i <= nn; i++) if (nm[i] ~ /^gorun/) { for (j = 1; j <= nn; j++) if (pair(nm[i], nm[j])) printf " %s / %s |", nm[i], nm[j] }
 		printf "\n|---:|"
 		for (i = 1; i <= nn; i++) printf "---:|"
-		for (i = 1; i <= nn; i++) if (nm[i] ~ /^gorun/) { for (j = 1; j <= nn; j++) if (nm[j] == "ompi" || nm[j] == "mpich") printf "---:|" }
+		for (i = 1; i <= nn; i++) if (nm[i] ~ /^gorun/) { for (j = 1; j <= nn; j++) if (pair(nm[i], nm[j])) printf "---:|" }
 		printf "\n"
 		for (k = 1; k <= ns; k++) {
 			s = sizes[k]
@@ -223,7 +231,7 @@ table() { # bench title scale
 				if ((s, nm[i]) in v) { m[nm[i]] = median(v[s, nm[i]]); printf " %s (%s–%s) |", fmt(m[nm[i]]), fmt(lo), fmt(hi) }
 				else { m[nm[i]] = ""; printf " – |" }
 			}
-			for (i = 1; i <= nn; i++) if (nm[i] ~ /^gorun/) { for (j = 1; j <= nn; j++) if (nm[j] == "ompi" || nm[j] == "mpich") {
+			for (i = 1; i <= nn; i++) if (nm[i] ~ /^gorun/) { for (j = 1; j <= nn; j++) if (pair(nm[i], nm[j])) {
 				if (m[nm[i]] != "" && m[nm[j]] > 0) printf " %.2f |", m[nm[i]] / m[nm[j]]; else printf " – |" } }
 			printf "\n"
 		}
