@@ -28,7 +28,8 @@
 # eth0 only (IPv4) and no binding; mpiexec.mpich (ch4:ucx) with UCX's tcp on
 # eth0. The C programs are ../shared/bench/mpi/p2p.c built from a temporary
 # copy (that folder is read-only and shared) whose bandwidth sizes are
-# replaced by BW_SIZES. The measurements (a few minutes) hold
+# replaced by BW_SIZES and whose rows print 6 significant digits, as
+# gorun's do (4 decimals of GB/s say little at 1 B). The measurements hold
 # /tmp/gorun-heavy.lock, taken once: others benchmark on this machine too.
 # The test bed is torn down on exit, whatever the exit.
 #
