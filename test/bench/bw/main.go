@@ -6,14 +6,26 @@
 // sends the ack. W is 64, halved until W·size ≤ 64 MiB. The value is the
 // bytes moved per second, as uni_bw in ../shared/bench/mpi/p2p.c: GB/s
 // (1e9 B) in -rows mode, MB/s (1e6 B) in the OSU table.
+//
+// -sizes replaces the default sizes (8 KiB to 16 MiB) with a comma list of
+// byte counts, for example -sizes 1,8,1024,65536,1048576 (test/bench/hosts.sh
+// passes OSU's smaller sizes too).
 package main
 
 import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
 	"github.com/gorun-hpc/gorun/runtime"
 	"github.com/gorun-hpc/gorun/test/bench/osu"
 )
 
 var sizes = []int{8192, 65536, 1 << 20, 4 << 20, 16 << 20}
+
+var sizesFlag = flag.String("sizes", "", "comma list of message sizes in bytes, 1 to 64 MiB (default 8192,65536,1048576,4194304,16777216)")
 
 const (
 	winMax   = 64
@@ -22,8 +34,31 @@ const (
 
 func main() {
 	b := osu.Start("bw", "Bandwidth Test", true)
+	if *sizesFlag != "" {
+		s, err := parseSizes(*sizesFlag)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bw: -sizes: %v\n", err)
+			b.Comm.Abort(err)
+			os.Exit(2)
+		}
+		sizes = s
+	}
 	run(b)
 	b.Finish()
+}
+
+// parseSizes reads -sizes: a comma list of sizes in bytes, each from 1 to
+// winBytes (one message must fit the receive window).
+func parseSizes(list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > winBytes {
+			return nil, fmt.Errorf("%q is not a size from 1 to %d bytes", f, winBytes)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // run measures and prints the results on b.

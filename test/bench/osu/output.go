@@ -18,8 +18,10 @@ func (b *Bench) Header(col string, sized bool) {
 }
 
 // Emit prints one result at rank 0: in -rows mode the line
-// bench<TAB>bytes<TAB>value<TAB>unit (value with 4 decimals, as emit in
-// bench.h), otherwise the OSU line of bytes and osu, the value in the OSU
+// bench<TAB>bytes<TAB>value<TAB>unit (value with 6 significant digits:
+// bench.h's emit prints 4 decimals, which leaves a bandwidth of a few bytes
+// per message, 0.0001 GB/s, one digit; test/bench/hosts.sh makes its copy of
+// the C programs print 6 significant digits too), otherwise the OSU line of bytes and osu, the value in the OSU
 // unit (µs, or MB/s of 1e6 B for bandwidth), with 2 decimals.
 func (b *Bench) Emit(bench string, bytes int, value float64, unit string, osu float64) {
 	if b.Comm.Rank() != 0 {
@@ -27,7 +29,7 @@ func (b *Bench) Emit(bench string, bytes int, value float64, unit string, osu fl
 	}
 	switch {
 	case b.Rows:
-		fmt.Fprintf(b.Out, "%s\t%d\t%.4f\t%s\n", bench, bytes, value, unit)
+		fmt.Fprintf(b.Out, "%s\t%d\t%.6g\t%s\n", bench, bytes, value, unit)
 	case b.sized:
 		fmt.Fprintf(b.Out, "%-10d%18.2f\n", bytes, osu)
 	default:
