@@ -2,12 +2,10 @@ package shmring
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
@@ -67,52 +65,6 @@ func TestPoller(t *testing.T) {
 
 func TestConformanceSmallRingSpin(t *testing.T) {
 	transporttest.Run(t, makePair(Config{RingSize: 4096, Spin: func() bool { return true }}))
-}
-
-// TestConnectMissing: Connect gives up when ctx ends, names the missing
-// rank and releases everything (the leak check in TestMain sees the rest).
-func TestConnectMissing(t *testing.T) {
-	job := newJobID()
-	for _, self := range []int{0, 1} {
-		tr, err := Listen(Config{JobID: job, Secret: testSecret, Self: self})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		addrs := []string{"@gorun-" + job + "-shm-0", "@gorun-" + job + "-shm-1"}
-		addrs[self] = tr.Addr()
-		_, err = tr.Connect(ctx, addrs, &funcHandler{})
-		cancel()
-		other := 1 - self
-		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("ranks [%d]", other)) {
-			t.Errorf("rank %d: Connect without a peer = %v, want an error naming rank %d", self, err, other)
-		}
-		tr.Close()
-	}
-}
-
-// TestCloseDuringConnect: Close makes a waiting Connect return.
-func TestCloseDuringConnect(t *testing.T) {
-	job := newJobID()
-	tr, err := Listen(Config{JobID: job, Secret: testSecret, Self: 0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() {
-		_, err := tr.Connect(context.Background(), []string{tr.Addr(), "@gorun-" + job + "-shm-1"}, &funcHandler{})
-		errc <- err
-	}()
-	time.Sleep(20 * time.Millisecond)
-	tr.Close()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, ErrTransportClosed) {
-			t.Errorf("Connect = %v, want ErrTransportClosed", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Connect did not return after Close")
-	}
 }
 
 // TestManyFramesOneWay checks order and content through a small ring with
@@ -260,7 +212,7 @@ func TestFastBoxOrder(t *testing.T) {
 			small++
 		}
 	}
-	ep := e0.(*endpoint)
+	ep := e0.(*transport.Peer[*channel]).Live().(*endpoint)
 	ep.wmu.Lock()
 	fast := ep.fastN
 	ep.wmu.Unlock()

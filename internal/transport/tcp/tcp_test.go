@@ -29,6 +29,10 @@ func pair(spin func() bool) transporttest.MakePair {
 	return func(t *testing.T, h0, h1 transport.Handler) (transport.Endpoint, transport.Endpoint, func()) {
 		ts := listenWorld(t, 2, spin)
 		eps := connectWorld(t, ts, []transport.Handler{h0, h1})
+		// Rank 1 dials, so e0 is an accepted connection and e1 a dialed one.
+		if err := eps[1][0].(transport.Opener).Open(); err != nil {
+			t.Fatal(err)
+		}
 		return eps[0][1], eps[1][0], func() { ts[1].Close() }
 	}
 }
@@ -300,6 +304,9 @@ func TestSpinCalled(t *testing.T) {
 	}
 	r1 := newRecorder()
 	eps := connectWorld(t, ts, []transport.Handler{newRecorder(), r1})
+	if err := eps[0][1].(transport.Opener).Open(); err != nil {
+		t.Fatal(err)
+	}
 	for deadline := time.Now().Add(testTimeout); calls.Load() == 0; runtime.Gosched() {
 		if time.Now().After(deadline) {
 			t.Fatal("Spin never called")
@@ -331,6 +338,9 @@ func TestCloseFromPeerLost(t *testing.T) {
 	ts := listenWorld(t, 2, nil)
 	h0 := &lostCloser{e: make(chan transport.Endpoint, 1), done: make(chan struct{})}
 	eps := connectWorld(t, ts, []transport.Handler{h0, newRecorder()})
+	if err := eps[1][0].(transport.Opener).Open(); err != nil {
+		t.Fatal(err)
+	}
 	h0.e <- eps[0][1]
 	ts[1].Close()
 	waitFor(t, h0.done, "Close called from PeerLost")
