@@ -2,6 +2,7 @@ package shmring
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -220,3 +221,38 @@ func TestFastBoxOrder(t *testing.T) {
 		t.Errorf("%d of %d small frames went by the fast box; the test wants some to fall back to the ring", fast, small)
 	}
 }
+
+// world is a transporttest.MakeWorld over shared memory.
+func world(t *testing.T, hs []transport.Handler, stand map[int]string) transporttest.World {
+	n := len(hs)
+	job := newJobID()
+	ts := make([]*Transport, n)
+	w := transporttest.World{Eps: make([][]transport.Endpoint, n), Addrs: make([]string, n)}
+	for i := range n {
+		if a, ok := stand[i]; ok {
+			w.Addrs[i] = a
+			continue
+		}
+		tr, err := Listen(Config{JobID: job, Secret: testSecret, Self: i, RingSize: 4096})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts[i] = tr
+		w.Addrs[i] = tr.Addr()
+		t.Cleanup(func() { tr.Close() })
+	}
+	for i, tr := range ts {
+		if tr == nil {
+			continue
+		}
+		eps, err := tr.Connect(context.Background(), w.Addrs, hs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Eps[i] = eps
+	}
+	w.Close = func(i int) { ts[i].Close() }
+	return w
+}
+
+func TestLazy(t *testing.T) { transporttest.RunLazy(t, "unix", world) }

@@ -348,3 +348,37 @@ func TestCloseFromPeerLost(t *testing.T) {
 		t.Errorf("Send after Close = %v", err)
 	}
 }
+
+// world is a transporttest.MakeWorld over loopback TCP.
+func world(t *testing.T, hs []transport.Handler, stand map[int]string) transporttest.World {
+	n := len(hs)
+	ts := make([]*Transport, n)
+	w := transporttest.World{Eps: make([][]transport.Endpoint, n), Addrs: make([]string, n)}
+	for i := range n {
+		if a, ok := stand[i]; ok {
+			w.Addrs[i] = a
+			continue
+		}
+		tr, err := Listen(Config{Secret: testSecret, Self: i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts[i] = tr
+		w.Addrs[i] = tr.Addr()
+		t.Cleanup(func() { tr.Close() })
+	}
+	for i, tr := range ts {
+		if tr == nil {
+			continue
+		}
+		eps, err := tr.Connect(context.Background(), w.Addrs, hs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Eps[i] = eps
+	}
+	w.Close = func(i int) { ts[i].Close() }
+	return w
+}
+
+func TestLazy(t *testing.T) { transporttest.RunLazy(t, "tcp", world) }
