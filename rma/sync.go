@@ -91,7 +91,7 @@ func (w *winBase) lock(target int, mode lockMode, all bool) error {
 		}
 		return got
 	}
-	if err := c.bell.Await(ready, 50*time.Microsecond, 100*time.Millisecond, func(time.Duration) error { return w.port.Err() }); err != nil {
+	if err := c.bell.Await(ready, w.port.WaitPolicy(), 100*time.Millisecond, func(time.Duration) error { return w.port.Err() }); err != nil {
 		return err
 	}
 	w.epochs[target].Store(state)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gorun-hpc/gorun/internal/am"
+	"github.com/gorun-hpc/gorun/internal/shmsync"
 	"github.com/gorun-hpc/gorun/internal/transport"
 	"github.com/gorun-hpc/gorun/internal/wire"
 )
@@ -99,6 +100,8 @@ func (p *port) SendAsync(to int, h wire.Header, payload []byte) {
 func (p *port) Await(done func() bool, wake <-chan struct{}) error {
 	return p.c.w.await(done, wake)
 }
+
+func (p *port) WaitPolicy() shmsync.Policy { return p.c.w.wait }
 
 func (p *port) Err() error {
 	if !p.c.w.broken.Load() {

@@ -130,11 +130,15 @@
 // without progress before it parks, trading a little CPU for latency: on
 // shared memory it reads the rings itself (the receive goroutines stand
 // aside meanwhile, and take over within about 2 ms once nobody polls); on
-// TCP the receive goroutine polls the socket for it. On a communicator
-// whose ranks all share a node, every collective starts in a segment the
-// ranks map together, made on the first collective call (an anonymous
-// memfd: no name in /dev/shm, gone with the last rank); Barrier and
-// Bcast and Allreduce of up to 256 bytes complete there.
+// TCP the receive goroutine polls the socket for it. On a node with more
+// ranks than CPUs (found at Init from the ranks' CPU affinity; GORUN_YIELD=0
+// or 1 overrides) a wait instead gives up the CPU between polls
+// (sched_yield) for up to 250 µs, so the rank it waits for can run. On a
+// communicator whose ranks all share a node, every collective starts in a
+// segment the ranks map together, made on the first collective call (an
+// anonymous memfd: no name in /dev/shm, gone with the last rank); Barrier
+// and Bcast and Allreduce of up to 256 bytes complete there, and larger
+// Bcasts and Allreduces go through a second such segment in 1 MiB chunks.
 //
 // # Element types
 //

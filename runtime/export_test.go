@@ -67,3 +67,7 @@ func NodeCollState(c *Comm) (shared bool, size int64) {
 // NamedShares is how many shared segments this process got through a
 // name (the fallback).
 func NamedShares() int64 { return namedShares.Load() }
+
+// Yielding reports whether c's waits yield the CPU between polls, as on a
+// node with more ranks than CPUs (oversub.go).
+func Yielding(c *Comm) bool { return c.w.oversub.Load() }

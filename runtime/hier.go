@@ -8,7 +8,10 @@ import "errors"
 // communicator (the ranks of c on one node, which talk over shared memory
 // when that transport serves same-node peers), between nodes over the
 // leaders communicator (the lowest rank of c on each node), and inside each
-// node again. Only leaders send messages between nodes.
+// node again. Only leaders send messages between nodes. Inside a node,
+// Barrier and Bcast go through the node communicator's shared segment
+// (nodecoll.go, nodebig.go) where it has one; Allreduce's node steps, which
+// carry a rank's argument error with the data, use messages.
 //
 // The decision depends only on the world's node table and c's group, which
 // every rank has, so every rank of c takes the same path. The two
@@ -175,7 +178,13 @@ func hierBarrier(c *Comm) (err error) {
 	if err := h.node.begin(&kn, "Barrier", k.id); err != nil {
 		return err
 	}
-	if err := fanIn(&kn); err != nil {
+	nc := h.node.nodeColl() // the same on every rank of the node
+	if nc != nil {
+		err = nodeStep(&kn, nc)
+	} else {
+		err = fanIn(&kn)
+	}
+	if err != nil {
 		return err
 	}
 	if h.leaders != nil {
@@ -186,7 +195,30 @@ func hierBarrier(c *Comm) (err error) {
 	if err := h.node.begin(&kn, "Barrier", k.id); err != nil {
 		return err
 	}
+	if nc != nil {
+		// The leader arrives after the leaders' barrier: this arrival
+		// releases the node.
+		return nodeStep(&kn, nc)
+	}
 	return kn.bcast(nil, 0)
+}
+
+// nodeStep is one arrival of every rank of the node in its segment, for a
+// step of a node-aware call. The ranks of the node may find that they
+// disagree (other calls, counts or roots), but the other nodes cannot
+// learn of it, so a disagreement aborts the world.
+func nodeStep(kn *coll, nc *nodeColl) error {
+	_, err := nc.arrive(kn, nil, nil)
+	return nodeAbort(kn, err)
+}
+
+// nodeAbort turns an error of a node step that has not failed the world
+// into an abort of the world.
+func nodeAbort(kn *coll, err error) error {
+	if err == nil || kn.c.w.err() != nil {
+		return err
+	}
+	return kn.abort(err)
 }
 
 // fanIn is a binomial gather of empty messages to rank 0: it returns at
@@ -248,6 +280,14 @@ func nodeBcast(h *hier, k *coll, b []byte, root int) error {
 		return err
 	}
 	kn.strict = true
+	// No rank gets here with an argument error (Bcast aborts on one before
+	// the node-aware path), so every rank of the node takes the segment
+	// when there is one.
+	if nc := h.node.nodeColl(); nc != nil {
+		if done, err := bcastNode(&kn, nc, b, root, nil); done || err != nil {
+			return nodeAbort(&kn, err)
+		}
+	}
 	return kn.end(kn.bcast(b, root))
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gorun-hpc/gorun/internal/bootstrap"
+	"github.com/gorun-hpc/gorun/internal/shmsync"
 	"github.com/gorun-hpc/gorun/internal/transport"
 	"github.com/gorun-hpc/gorun/internal/transport/inproc"
 	"github.com/gorun-hpc/gorun/internal/transport/shmring"
@@ -29,6 +30,7 @@ type peerInfo struct {
 	Arch string `json:"arch"`
 	Host string `json:"host"`
 	PID  int    `json:"pid"`
+	CPUs string `json:"cpus"` // the CPUs it may run on, a hexadecimal mask (cpuMask)
 }
 
 // lostGrace is how long a rank whose launcher vanished keeps running before
@@ -63,7 +65,11 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env, client launc
 	allow := func(name string) bool { return len(allowed) == 0 || slices.Contains(allowed, name) }
 	w := newWorld(env.Rank, env.Size, nil, cfg)
 	spin := w.spinning
-	me := peerInfo{Node: env.Node, Arch: goruntime.GOARCH, PID: os.Getpid()}
+	forceYield, forced, err := yieldOverride()
+	if err != nil {
+		return nil, err
+	}
+	me := peerInfo{Node: env.Node, Arch: goruntime.GOARCH, PID: os.Getpid(), CPUs: cpuMask()}
 	me.Host, _ = os.Hostname()
 	var tr *tcp.Transport
 	if allow("tcp") {
@@ -93,7 +99,7 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env, client launc
 		return nil, fmt.Errorf("exchanging addresses: %w", err)
 	}
 	tcpAddrs, shmAddrs := make([]string, env.Size), make([]string, env.Size)
-	nodes, hosts := make([]string, env.Size), make([]string, env.Size)
+	nodes, hosts, masks := make([]string, env.Size), make([]string, env.Size), make([]string, env.Size)
 	for i, b := range all {
 		var p peerInfo
 		if err = json.Unmarshal(b, &p); err != nil {
@@ -102,7 +108,7 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env, client launc
 		if p.Arch != goruntime.GOARCH {
 			return nil, fmt.Errorf("rank %d runs on %s and rank %d on %s; all ranks must share one architecture", i, p.Arch, env.Rank, goruntime.GOARCH)
 		}
-		nodes[i], hosts[i] = p.Node, p.Host
+		nodes[i], hosts[i], masks[i] = p.Node, p.Host, p.CPUs
 		switch {
 		case i == env.Rank:
 		case p.Node == env.Node && p.Shm != "" && me.Shm != "":
@@ -119,6 +125,10 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env, client launc
 	}
 	w.setNodes(nodes)
 	w.hosts = hosts
+	if forced && forceYield || !forced && oversubscribed(env.Rank, hosts, masks) {
+		w.setOversubscribed(shmsync.Yield)
+		w.log.Debug("waits yield the CPU: more ranks on this node than CPUs, or "+EnvYield+"=1", "rank", env.Rank)
+	}
 	if sr != nil {
 		eps, err := sr.Connect(ctx, shmAddrs, w)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"os"
+	goruntime "runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -64,6 +65,9 @@ func (cfg *Config) InitLocal(n int) ([]*Comm, error) {
 	for i := range ws {
 		ws[i] = newWorld(i, n, nodes, cfg)
 		ws[i].shmOK = allow("shm")
+		if goroutinesOversubscribed(n) {
+			ws[i].setOversubscribed(goruntime.Gosched)
+		}
 	}
 	for _, w := range ws {
 		w.onAbort = func(cause error) {

@@ -53,6 +53,11 @@ type nodeColl struct {
 	bell  shmsync.Bell
 	n, me int
 	gen   uint64 // calls entered by this rank
+
+	// The segment of large Bcasts and Allreduces (nodebig.go), set up by
+	// the first; bigState is an ncState value.
+	nb       *nodeBig
+	bigState uint8
 }
 
 const (
@@ -412,7 +417,7 @@ func (nc *nodeColl) all(g uint64) bool {
 }
 
 // await waits until every rank entered generation g of call k: polling
-// for pollBudget, then sleeping on the bell, in slices of at most 100 ms so
+// as w.wait says, then sleeping on the bell, in slices of at most 100 ms so
 // that a failed world (a rank died), a peer gone with Close or the
 // watchdog ends the wait. Every stallAfter it asks the ranks still missing
 // whether they closed c (verify.go).
@@ -420,7 +425,7 @@ func (nc *nodeColl) await(k *coll, g uint64) error {
 	c := k.c
 	w := c.w
 	var checked time.Duration // of waiting, when this rank last checked with the missing ranks
-	return nc.bell.Await(func() bool { return nc.all(g) }, pollBudget, 100*time.Millisecond, func(waited time.Duration) error {
+	return nc.bell.Await(func() bool { return nc.all(g) }, w.wait, 100*time.Millisecond, func(waited time.Duration) error {
 		if err := w.err(); err != nil {
 			return err
 		}
@@ -461,8 +466,9 @@ func (nc *nodeColl) goneErr(k *coll, g uint64) error {
 // allreduceNode is Allreduce through c's segment: acc holds this rank's
 // input and gets the result, folded in rank order. Every Allreduce on c
 // arrives here, whatever its size; a payload larger than a slot then goes
-// on with messages, and the caller sees that acc still needs reducing from
-// done == false.
+// through the large-call segment (nodebig.go), or, where that could not
+// be set up, on with messages, and the caller sees that acc still needs
+// reducing from done == false.
 func allreduceNode[T Elem](k *coll, nc *nodeColl, acc []T, f func(dst, src []T), local error) (done bool, err error) {
 	var data []byte
 	if len(acc)*sizeOf[T]() <= ncSlot {
@@ -473,6 +479,9 @@ func allreduceNode[T Elem](k *coll, nc *nodeColl, acc []T, f func(dst, src []T),
 		return true, err
 	}
 	if data == nil {
+		if nb := nc.big(k.c); nb != nil {
+			return true, allreduceBig(k, nb, acc, f)
+		}
 		return false, nil
 	}
 	n := len(data)
@@ -485,7 +494,8 @@ func allreduceNode[T Elem](k *coll, nc *nodeColl, acc []T, f func(dst, src []T),
 
 // bcastNode is Bcast through c's segment: the root's b reaches every rank.
 // Like allreduceNode, every Bcast on c arrives here; a payload larger than a
-// slot then goes on with messages (done == false).
+// slot then goes through the large-call segment, or on with messages
+// (done == false).
 func bcastNode(k *coll, nc *nodeColl, b []byte, root int, local error) (done bool, err error) {
 	small := len(b) <= ncSlot
 	var data []byte
@@ -497,6 +507,9 @@ func bcastNode(k *coll, nc *nodeColl, b []byte, root int, local error) (done boo
 		return true, err
 	}
 	if !small {
+		if nb := nc.big(k.c); nb != nil {
+			return true, bcastBig(k, nb, b, root)
+		}
 		return false, nil
 	}
 	if k.c.rank != root {

@@ -282,6 +282,11 @@ func checkMprobe(c *runtime.Comm) error {
 // mprobeEdges: ProcNull, a Message received twice, a nil Message, and
 // matched messages truncated by Mrecv (the sender completes normally).
 func mprobeEdges(c *runtime.Comm) error {
+	// Rank 0's AnyTag receivers above would take the messages below if
+	// they came before its own sends to itself were all received.
+	if err := c.Barrier(); err != nil {
+		return err
+	}
 	m, st, err := runtime.Mprobe[int](c, runtime.ProcNull, 3)
 	if err != nil || st.Source != runtime.ProcNull {
 		return fmt.Errorf("Mprobe(ProcNull): %+v %v", st, err)

@@ -220,12 +220,12 @@ func (r *Request) park() {
 }
 
 // pollBudget bounds how long a waiting caller polls without progress
-// before it parks. It is several futex wake-ups long (docs/shmring.md), so a
+// before it parks, unless the node is oversubscribed (oversub.go). It is several futex wake-ups long (docs/shmring.md), so a
 // busy exchange never parks, and short enough that ranks sharing a core
 // yield it soon.
 const pollBudget = 50 * time.Microsecond
 
-// pollWait receives for r itself until r completes (true) or pollBudget
+// pollWait receives for r itself until r completes (true) or w.wait.Poll
 // passes without progress (false; the caller then parks). See
 // transport.Poller.
 func (w *world) pollWait(r *Request) bool {
@@ -235,7 +235,7 @@ func (w *world) pollWait(r *Request) bool {
 }
 
 // pollUntil receives for the caller until done reports true (true), or
-// stop does, or pollBudget passes without progress (false).
+// stop does, or w.wait.Poll passes without progress (false).
 func (w *world) pollUntil(done, stop func() bool) bool {
 	if len(w.pollers) == 0 {
 		return false
@@ -266,15 +266,14 @@ func (w *world) pollUntil(done, stop func() bool) bool {
 		if i%64 == 0 {
 			if start.IsZero() {
 				start = time.Now()
-			} else if time.Since(start) > pollBudget {
+			} else if time.Since(start) > w.wait.Poll {
 				break
 			}
-			if i%512 == 0 {
-				// Let goroutines this wait depends on (a clear-to-send
-				// for a rendezvous receive) run when Ps are few.
-				goruntime.Gosched()
-			}
 		}
+		// Lets goroutines this wait depends on (a clear-to-send for a
+		// rendezvous receive) run when Ps are few, and on an
+		// oversubscribed node the ranks this one waits for.
+		w.wait.Pause(i)
 	}
 	for _, p := range w.pollers {
 		p.EndPoll(!ok)

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gorun-hpc/gorun/internal/shmsync"
 	"github.com/gorun-hpc/gorun/internal/transport"
 	"github.com/gorun-hpc/gorun/internal/wire"
 )
@@ -33,6 +34,14 @@ type world struct {
 	// caller is waiting for. A goroutine that stays parked longer (a lock
 	// request, a service loop) keeps nobody spinning.
 	spinUntil atomic.Int64
+
+	// wait is how a waiting caller polls before it sleeps (pollUntil, the
+	// node collectives, rma's locks); oversub says this rank's node has
+	// more ranks than CPUs, so waits yield between polls and the
+	// transports' receive goroutines never spin (oversub.go). Both are
+	// set before the world is used.
+	wait    shmsync.Policy
+	oversub atomic.Bool
 
 	// jobID names the job's shared segments ("" in a world of goroutine
 	// ranks); shmOK says ranks of one node may share memory.
@@ -109,6 +118,7 @@ func newWorld(rank, size int, nodes []string, cfg *Config) *world {
 		pids:           make([]int, size),
 		cma:            make([]atomic.Bool, size),
 		eager:          cfg.eagerLimit(),
+		wait:           shmsync.Policy{Poll: pollBudget},
 		timeout:        cfg.Timeout,
 		log:            cfg.logger(),
 		queues:         make(map[uint32]*matchQueue),
@@ -176,7 +186,15 @@ func (w *world) spinFor(d time.Duration) {
 
 // spinning reports whether a wait started within spinWindow (the
 // transports' Config.Spin).
-func (w *world) spinning() bool { return monoNow() < w.spinUntil.Load() }
+func (w *world) spinning() bool {
+	if monoNow() >= w.spinUntil.Load() {
+		return false
+	}
+	if w.oversub.Load() {
+		w.wait.Yield()
+	}
+	return true
+}
 
 // err returns the world's failure, or nil.
 func (w *world) err() error {

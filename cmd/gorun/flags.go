@@ -31,7 +31,9 @@ not exist; 1 when the job could not start or a build failed.
 Each rank gets GORUN_JOB_ID, GORUN_RANK, GORUN_SIZE, GORUN_LOCAL_RANK,
 GORUN_LOCAL_SIZE, GORUN_NODE, GORUN_COORD, GORUN_SECRET (and GORUN_BIND,
 GORUN_TRANSPORTS when set), and GOMAXPROCS = its host's CPUs / its ranks
-there unless set. runtime.Init reads them. See docs/launch.md.
+there unless set. runtime.Init reads them; GORUN_YIELD=0|1 overrides its
+oversubscription detection (more ranks on a node than CPUs: waits yield
+the CPU). See docs/launch.md.
 `
 
 // usageError is a command-line error: gorun prints it and exits 2.

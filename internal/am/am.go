@@ -14,6 +14,7 @@ package am
 import (
 	"errors"
 
+	"github.com/gorun-hpc/gorun/internal/shmsync"
 	"github.com/gorun-hpc/gorun/internal/wire"
 )
 
@@ -64,6 +65,11 @@ type Port interface {
 	// goroutine hand-off. It returns the world's failure if the world fails
 	// first.
 	Await(done func() bool, wake <-chan struct{}) error
+
+	// WaitPolicy is how a wait on node-shared memory should poll before
+	// it sleeps (shmsync.Bell.Await): the world's, which yields the CPU
+	// between polls when the node has more ranks than CPUs.
+	WaitPolicy() shmsync.Policy
 
 	// Err is the world's failure, nil while it is healthy. Failed is
 	// closed when it fails.

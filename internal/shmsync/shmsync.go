@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gorun-hpc/gorun/shm"
 )
 
@@ -54,21 +56,56 @@ func (b Bell) Sleep(ready func() bool, timeout time.Duration) {
 	atomic.AddUint64(b.sleepers, ^uint64(0))
 }
 
-// Await waits until ready reports true: it polls for poll (yielding the
-// processor now and then), then sleeps on b in slices of at most slice.
+// A Policy is how a waiter spends the time before it sleeps.
+type Policy struct {
+	// Poll is how long a wait polls without progress before it sleeps.
+	Poll time.Duration
+
+	// Yield, if non-nil, is called between polls, every poll after the
+	// first few, to give the CPU to whoever the waiter waits for: set when
+	// the node has more ranks than CPUs (Yield for processes,
+	// runtime.Gosched for goroutine ranks). When nil the waiter polls
+	// flat out, letting other goroutines run every 512 polls.
+	Yield func()
+}
+
+// Pause is the idle step of a polling loop after its i-th fruitless poll
+// (i counts from 1).
+func (p Policy) Pause(i int) {
+	switch {
+	case p.Yield != nil:
+		if i > 16 {
+			p.Yield()
+		}
+	case i%512 == 0:
+		goruntime.Gosched()
+	}
+}
+
+// Yield gives the calling thread's CPU to another runnable thread, of this
+// process or another (sched_yield(2), which cannot fail on Linux), and
+// returns when the scheduler runs it again: at once if nothing else waits
+// for this CPU.
+func Yield() {
+	unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+}
+
+// Await waits until ready reports true: it polls for pol.Poll (pausing
+// as pol says between polls), then sleeps on b in slices of at most slice.
 // ready may be called again after it first reports true, so it must keep
 // reporting true (a ready that takes something, like a lock, remembers
 // that it did).
 // Every 64 polls, and after every slice, it calls every with the time
 // waited so far; an error from every ends the wait with that error (a
 // failed job, a watchdog).
-func (b Bell) Await(ready func() bool, poll, slice time.Duration, every func(waited time.Duration) error) error {
+func (b Bell) Await(ready func() bool, pol Policy, slice time.Duration, every func(waited time.Duration) error) error {
 	var start time.Time
 	for i := 1; ; i++ {
 		if ready() {
 			return nil
 		}
 		if i%64 != 0 {
+			pol.Pause(i)
 			continue
 		}
 		if start.IsZero() {
@@ -78,10 +115,8 @@ func (b Bell) Await(ready func() bool, poll, slice time.Duration, every func(wai
 		if err := every(waited); err != nil {
 			return err
 		}
-		if waited < poll {
-			if i%512 == 0 {
-				goruntime.Gosched()
-			}
+		if waited < pol.Poll {
+			pol.Pause(i)
 			continue
 		}
 		b.Sleep(ready, slice)

@@ -1,0 +1,211 @@
+package runtime
+
+import (
+	"fmt"
+	goruntime "runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorun-hpc/gorun/internal/shmsync"
+	"github.com/gorun-hpc/gorun/shm"
+)
+
+// Large Bcast and Allreduce through a second shared segment, on a
+// communicator whose ranks all run on one node.
+//
+// Past the slot size of nodecoll.go, a Bcast or Allreduce used to go on
+// with messages: rings between pairs of ranks, a tree or a ring of steps,
+// each step a trip through a ring and, on an oversubscribed node, a wake-up.
+// Instead, the ranks share one more segment, set up (collectively, over
+// messages) by the first large call on the communicator: an area of
+// nbChunk bytes per rank, a result area of nbChunk bytes, and a progress
+// line per rank. The data moves in chunks of at most nbChunk bytes:
+//
+//   - Allreduce: every rank copies its chunk into its area and says so;
+//     then rank r folds its share of the chunk (an nth of the elements)
+//     over all areas in rank order into the result area, and says so; then
+//     every rank copies the whole result out. Two waits per chunk, no
+//     matter how many ranks, and every element is combined once, in rank
+//     order, so every rank gets the same bits (also for a user op that does
+//     not commute).
+//   - Bcast: the root copies a chunk into the result area and says so;
+//     every other rank copies it out and says so; the root waits for
+//     every rank before it writes the next chunk.
+//
+// "Says so" is a store (release) of the rank's progress counter, which
+// every rank advances through the same sequence (the ranks agreed on the
+// call at the arrival), so each knows the value it waits for: prog, the
+// counter's value when the call began.
+//
+// Reuse: a rank writes its area only after every rank has passed the fold
+// that last read it, and the result area only after every rank has
+// reached the current counter value, which it stores only after it copied
+// the previous result out.
+//
+//	offset              size        what
+//	64·r                8           rank r's progress counter
+//	64·n                8           sleepers for the bell
+//	64·n + 64           4           bell
+//	64·n + 128          nbChunk     result area
+//	64·n + 128 + (r+1)·nbChunk  nbChunk  rank r's area
+type nodeBig struct {
+	seg  *shm.Segment
+	ctl  []uint64
+	bell shmsync.Bell
+	n    int
+	prog uint64 // this rank's counter, as it last stored it
+}
+
+// nbChunk is the chunk size: a 1 MiB call is one chunk. Measured at np 2
+// and 4 (docs/performance.md), 1 MiB chunks beat 256 KiB and 64 KiB ones,
+// most for Bcast, whose root waits for every rank between chunks. The
+// segment is (n+1) MiB of address space; its pages are allocated as calls
+// touch them.
+const nbChunk = 1 << 20
+
+func nbAreasOff(n int) int { return 64*n + 128 }
+
+func nbSize(n int) int64 { return int64(nbAreasOff(n) + (n+1)*nbChunk) }
+
+// big returns c's large-call segment, setting it up on the first call
+// (collective, over messages; every rank of c gets the same outcome), or
+// nil when setting it up failed (then large calls use messages).
+func (nc *nodeColl) big(c *Comm) *nodeBig {
+	switch nc.bigState {
+	case ncReady:
+		return nc.nb
+	case ncNone:
+		return nil
+	}
+	nc.bigState = ncNone
+	seg, err := c.shareSegment(nbSize(c.size), false)
+	if err != nil {
+		c.w.log.Debug("runtime: large shared-memory collectives unavailable; using messages", "comm", c.name, "err", err)
+		return nil
+	}
+	ctl, err := shm.View[uint64](seg, 0, 8*c.size+9)
+	if err == nil {
+		var bells []uint32
+		bells, err = shm.View[uint32](seg, int64(64*c.size+64), 1)
+		if err == nil {
+			nb := &nodeBig{seg: seg, ctl: ctl, n: c.size}
+			nb.bell = shmsync.NewBell(&ctl[8*c.size], &bells[0])
+			goruntime.AddCleanup(c, func(s *shm.Segment) { s.Close() }, seg)
+			nc.nb, nc.bigState = nb, ncReady
+			return nb
+		}
+	}
+	seg.Close()
+	c.w.log.Debug("runtime: large shared-memory collectives unavailable; using messages", "comm", c.name, "err", err)
+	return nil
+}
+
+func (nb *nodeBig) counter(r int) *uint64 { return &nb.ctl[8*r] }
+
+func (nb *nodeBig) result() []byte {
+	off := nbAreasOff(nb.n)
+	return nb.seg.Bytes()[off : off+nbChunk : off+nbChunk]
+}
+
+func (nb *nodeBig) area(r int) []byte {
+	off := nbAreasOff(nb.n) + (r+1)*nbChunk
+	return nb.seg.Bytes()[off : off+nbChunk : off+nbChunk]
+}
+
+// say stores this rank's counter as v and wakes the ranks that sleep on it.
+func (nb *nodeBig) say(me int, v uint64) {
+	nb.prog = v
+	// release (seq-cst): this rank's copies and folds before it
+	// happen-before the loads of whoever sees v.
+	atomic.StoreUint64(nb.counter(me), v)
+	nb.bell.Ring() // after the store (shmsync.Bell)
+}
+
+// reached reports whether rank r's counter is at least v.
+func (nb *nodeBig) reached(r int, v uint64) bool {
+	// acquire: pairs with r's release store in say.
+	return atomic.LoadUint64(nb.counter(r)) >= v
+}
+
+// await waits until every rank's counter (or, with one >= 0, that rank's)
+// is at least v, as nodeColl.await waits: polling as w.wait says, then
+// sleeping; a failed world or the watchdog ends the wait.
+func (nb *nodeBig) await(k *coll, one int, v uint64) error {
+	w := k.c.w
+	ready := func() bool {
+		if one >= 0 {
+			return nb.reached(one, v)
+		}
+		for r := range nb.n {
+			if !nb.reached(r, v) {
+				return false
+			}
+		}
+		return true
+	}
+	return nb.bell.Await(ready, w.wait, 100*time.Millisecond, func(waited time.Duration) error {
+		if err := w.err(); err != nil {
+			return err
+		}
+		if w.timeout > 0 && waited > w.timeout {
+			w.abort(fmt.Errorf("watchdog: collective on %s rank %d waited longer than %v", k.c.name, k.c.rank, w.timeout))
+			return w.err()
+		}
+		return nil
+	})
+}
+
+// allreduceBig is the Allreduce of acc through nb (see above); f folds its
+// second argument into its first.
+func allreduceBig[T Elem](k *coll, nb *nodeBig, acc []T, f func(dst, src []T)) error {
+	me, n := k.c.rank, nb.n
+	per := nbChunk / sizeOf[T]()
+	for lo := 0; lo < len(acc); lo += per {
+		chunk := acc[lo:min(lo+per, len(acc))]
+		m := len(chunk)
+		p := nb.prog
+		copy(fromBytes[T](nb.area(me)), chunk)
+		nb.say(me, p+1)
+		if err := nb.await(k, -1, p+1); err != nil {
+			return err
+		}
+		a, b := me*m/n, (me+1)*m/n
+		if a < b {
+			res := fromBytes[T](nb.result())[a:b]
+			copy(res, fromBytes[T](nb.area(0))[a:b])
+			for r := 1; r < n; r++ {
+				f(res, fromBytes[T](nb.area(r))[a:b])
+			}
+		}
+		nb.say(me, p+2)
+		if err := nb.await(k, -1, p+2); err != nil {
+			return err
+		}
+		copy(chunk, fromBytes[T](nb.result()))
+	}
+	return nil
+}
+
+// bcastBig is the Bcast of b from root through nb (see above).
+func bcastBig(k *coll, nb *nodeBig, b []byte, root int) error {
+	me := k.c.rank
+	for lo := 0; lo < len(b); lo += nbChunk {
+		chunk := b[lo:min(lo+nbChunk, len(b))]
+		p := nb.prog
+		if me == root {
+			// Every rank has copied out whatever the result area held.
+			if err := nb.await(k, -1, p); err != nil {
+				return err
+			}
+			copy(nb.result(), chunk)
+			nb.say(me, p+1)
+			continue
+		}
+		if err := nb.await(k, root, p+1); err != nil {
+			return err
+		}
+		copy(chunk, nb.result())
+		nb.say(me, p+1)
+	}
+	return nil
+}
