@@ -85,7 +85,7 @@ func TestImportGraph(t *testing.T) {
 		{pkg: "internal/hosts", onlyInMod: []string{}},
 		{pkg: "internal/pmi", onlyInMod: []string{}},
 		{pkg: "shm", onlyInMod: []string{}},
-		{pkg: "internal/am", onlyInMod: []string{"internal/wire"}},
+		{pkg: "internal/am", onlyInMod: []string{"internal/wire", "internal/shmsync", "shm"}},
 		{pkg: "internal/shmsync", onlyInMod: []string{"shm"}},
 		{pkg: "internal/transport", banned: []string{"runtime", "internal/bootstrap", "internal/launch", "rma", "patterns", "cmd"}},
 		{pkg: "internal/bootstrap", banned: []string{"runtime", "internal/transport", "internal/launch", "rma", "patterns", "shm"}},
