@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 
+	"github.com/gorun-hpc/gorun/internal/transport"
 	"github.com/gorun-hpc/gorun/internal/wire"
 )
 
@@ -41,13 +42,22 @@ func (e *peerClosedError) Error() string {
 }
 func (e *peerClosedError) Is(t error) bool { return t == ErrClosed }
 
-// announceClose tells every peer that this rank entered Close.
+// announceClose tells every peer this rank talked to that it entered Close.
+// A peer with no channel yet (transport.Opener) is skipped: setting one up
+// only to say goodbye would make Close connect every pair of the job.
 func (w *world) announceClose() {
 	for i, ep := range w.eps {
-		if i != w.rank && ep != nil {
+		if i != w.rank && ep != nil && hasChannel(ep) {
 			_ = ep.Send(wire.Header{Kind: wire.KindClosing}, nil)
 		}
 	}
+}
+
+// hasChannel reports whether ep has a channel or is setting one up; endpoints
+// that always have one report true.
+func hasChannel(ep transport.Endpoint) bool {
+	o, ok := ep.(transport.Opener)
+	return !ok || o.Opened()
 }
 
 // onClosing handles world rank from's closing frame.

@@ -17,7 +17,9 @@ import (
 func init() { ranktest.Register("closing", closingProgram) }
 
 // closingProgram runs on 3 ranks. Rank 1 sends rank 0 a message and
-// closes; rank 2 closes at once. Rank 0, which posted a receive from rank 1
+// closes; rank 2 sends rank 0 a byte and closes (a rank is told only of the
+// closing of peers it exchanged messages with: connections are made on
+// first use). Rank 0, which posted a receive from rank 1
 // before rank 1 closed, must get the message and then errors for
 // everything that only rank 1 (or, for AnySource, rank 1 or 2) could
 // complete. It closes the world itself, so the caller must not.
@@ -32,7 +34,13 @@ func closingProgram(c *runtime.Comm) error {
 		}
 		return c.Close()
 	case 2:
+		if err := runtime.Send(c, []byte{2}, 0, 2); err != nil {
+			return err
+		}
 		return c.Close()
+	}
+	if _, err := runtime.Recv(c, make([]byte, 1), 2, 2); err != nil {
+		return err
 	}
 	pending, err := runtime.Irecv(c, make([]int64, 1), 1, 6)
 	if err != nil {

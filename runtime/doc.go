@@ -211,12 +211,16 @@
 //
 // # Peers that close
 //
-// Close of the world tells every peer before its final barrier. From then
+// Close of the world tells every peer it exchanged messages with before its
+// final barrier (connections are made on first use, and a peer that never
+// talked to this rank is not connected just to be told). From then
 // on a Recv, Probe or Send that only that rank could complete returns an
 // error wrapping ErrClosed that names it (for AnySource: once every other
 // rank of the communicator has closed), while whatever it sent before
 // Close is still received. A collective on a communicator that a peer has
-// closed, or that the peer left with Close, aborts the world naming it.
+// closed, or that the peer left with Close, aborts the world naming it. A
+// Recv from a rank that never sent this rank anything, nor received from
+// it, is not told when that rank closes: it waits, as in MPI.
 //
 // # Flow control
 //

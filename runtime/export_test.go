@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/gorun-hpc/gorun/shm"
 
@@ -9,13 +10,17 @@ import (
 )
 
 // TransportTo names the transport that carries c's messages to rank r:
-// "inproc", "tcp" or "shmring" (the package of the endpoint's type).
+// "inproc", "tcp" or "shmring" (the package of the endpoint's type, or of
+// the connection type of a transport.Peer: connections made on first use).
 func TransportTo(c *Comm, r int) string {
 	t := fmt.Sprintf("%T", c.w.eps[c.group[r]])
-	for _, name := range []string{"inproc", "shmring", "tcp"} {
-		if len(t) > len(name) && t[1:len(name)+1] == name {
-			return name
-		}
+	switch {
+	case strings.HasPrefix(t, "*inproc."):
+		return "inproc"
+	case strings.HasPrefix(t, "*shmring.") || strings.Contains(t, "/shmring."):
+		return "shmring"
+	case strings.HasPrefix(t, "*tcp.") || strings.Contains(t, "*net.TCPConn]"):
+		return "tcp"
 	}
 	return t
 }

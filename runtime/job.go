@@ -152,6 +152,8 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env, client launc
 		// they see this process exit. Best effort, bounded: a peer whose
 		// channel is full must not hold this up; the launcher stops the job
 		// in any case.
+		// Peers with no channel yet get one: a peer waiting for this
+		// rank would otherwise learn only that it cannot be reached.
 		msg := []byte(cause.Error())
 		var sent sync.WaitGroup
 		for i := range w.size {

@@ -56,6 +56,9 @@ func helperPingPong() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	eps, err := tr.Connect(ctx, addrsFor(job, 2), h)
+	if err == nil {
+		err = openAll(ctx, eps)
+	}
 	if err != nil {
 		return err
 	}
@@ -93,6 +96,9 @@ func benchPair(b *testing.B, spin bool, replies chan struct{}) transport.Endpoin
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	eps, err := tr.Connect(ctx, addrsFor(job, 2), h)
+	if err == nil {
+		err = openAll(ctx, eps)
+	}
 	if err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()

@@ -39,155 +39,182 @@ func (c *channel) close() {
 	c.out.close()
 }
 
-// Connect sets up one channel with every peer i where addrs[i] != "" and
-// i != Self: it dials every such lower rank (retrying with backoff until ctx
-// ends) and accepts every such higher rank. Each socket runs the auth
-// handshake with purpose "shm" and must come from a process of our own uid
-// (SO_PEERCRED); then each side creates its inbound ring segment (memfd)
-// and passes the descriptor to the other. An accepted connection that fails
-// any of this is logged and dropped, and accepting goes on.
+// Connect returns at once with an endpoint for each peer i with
+// addrs[i] != "" and i != Self (nil elsewhere), and no channel yet: the
+// channel to a peer is set up the first time either side sends to the
+// other (transport.Lazy): the first Send or TrySend dials it (retrying with
+// backoff), concurrent Sends wait for it and then go out in order, and a
+// channel the peer dials in is taken as the pair's one channel. When both
+// dial at once, the lower rank's connection wins (docs/shmring.md). A peer
+// that cannot be reached within Config.ConnectTimeout fails the Sends
+// waiting for it with an error naming it and the last dial error.
 //
-// When every expected peer is connected, Connect closes the listener,
-// starts the receive goroutines (one per peer, plus one per peer that
-// watches the socket) and returns the endpoints indexed by rank (nil
-// elsewhere). h is called concurrently for different peers and in order
-// for each. If ctx ends first, or Close is called, Connect releases
-// everything it opened and returns an error naming the missing ranks.
+// Each socket runs the auth handshake with purpose "shm" and must come
+// from a process of our own uid (SO_PEERCRED); then each side creates its
+// inbound ring segment (memfd) and passes the descriptor to the other. An
+// accepted connection that fails any of this is logged and dropped, and
+// accepting goes on until Close.
+//
+// Each channel gets a receive goroutine and one that watches its socket;
+// h is called concurrently for different peers and in order for each. ctx
+// is not kept.
 //
 // Connect may be called once per Transport.
 func (t *Transport) Connect(ctx context.Context, addrs []string, h transport.Handler) ([]transport.Endpoint, error) {
 	self := t.cfg.Self
-	ctx, cancel, err := t.life.Begin(ctx, "shmring", self, addrs, h, ErrTransportClosed)
+	_, cancel, err := t.life.Begin(ctx, "shmring", self, addrs, h, ErrTransportClosed)
 	if err != nil {
 		return nil, err
 	}
 	defer t.life.WG.Done()
 	defer cancel()
 
-	c := &connector{t: t}
-	c.m = &transport.Mesh[*channel]{
-		Name: "shmring", What: "channel", Self: self, Addrs: addrs, Log: t.log,
+	c := &connector{t: t, h: h}
+	c.l = &transport.Lazy[*channel]{
+		Name: "shmring", Self: self, Addrs: addrs, Log: t.log,
 		Listener:         t.ln,
 		HandshakeTimeout: handshakeTimeout,
 		BackoffMin:       dialBackoffMin,
 		BackoffMax:       dialBackoffMax,
+		ConnectTimeout:   t.cfg.ConnectTimeout,
 		Accepted:         c.accepted,
 		DialOnce:         c.dialOnce,
-		Close:            (*channel).close,
-		Closed:           t.life.Closed,
+		Install:          c.install,
 		ErrClosed:        ErrTransportClosed,
+		ErrPeerClosed:    ErrPeerClosed,
 	}
-	chans, err := c.m.Run(ctx, cancel)
-	if err != nil {
-		return nil, err
-	}
-
-	eps := make([]transport.Endpoint, len(addrs))
-	closed, _ := t.life.Adopt(func() ([]*endpoint, error) {
-		var started []*endpoint
-		for i, ch := range chans {
-			if ch == nil {
-				continue
-			}
-			e := newEndpoint(t, ch, h)
-			eps[i] = e
-			started = append(started, e)
-			t.life.WG.Add(2)
-			go e.watch()
-			go e.receive()
-		}
-		t.pollEps.Store(&started)
-		return started, nil
-	})
-	if closed {
-		c.m.CloseAll(chans)
+	if !t.setLazy(c.l) {
 		return nil, fmt.Errorf("shmring: rank %d: connect: %w", self, ErrTransportClosed)
 	}
-	return eps, nil
+	return c.l.Start(), nil
 }
 
-// connector is the shmring part of one Connect call.
+// connector is the shmring part of Connect's transport.Lazy.
 type connector struct {
 	t *Transport
-	m *transport.Mesh[*channel]
+	h transport.Handler
+	l *transport.Lazy[*channel]
+}
+
+// install starts the endpoint of an established channel and adds it to
+// the endpoints callers poll.
+func (c *connector) install(p int, ch *channel, publish func(transport.Live) bool) error {
+	t := c.t
+	closed, err := t.life.Adopt(func() ([]*endpoint, error) {
+		e := newEndpoint(t, ch, c.h)
+		if !publish(e) {
+			return nil, fmt.Errorf("rank %d has a channel already", p)
+		}
+		// Copy on write: Poll reads the slice without a lock.
+		old := t.polled()
+		eps := make([]*endpoint, len(old), len(old)+1)
+		copy(eps, old)
+		eps = append(eps, e)
+		t.pollEps.Store(&eps)
+		t.life.WG.Add(2)
+		go e.watch()
+		go e.receive()
+		return []*endpoint{e}, nil
+	})
+	if closed {
+		err = ErrTransportClosed
+	}
+	if err != nil {
+		ch.close()
+	}
+	return err
 }
 
 // guard sets conn's handshake deadline and aborts it when ctx ends; the
-// returned function undoes both and reports whether ctx ended first.
-func (c *connector) guard(conn *net.UnixConn) func() bool {
-	conn.SetDeadline(c.m.HandshakeDeadline())
-	stop := context.AfterFunc(c.m.Context(), func() { conn.SetDeadline(aLongTimeAgo) })
-	return func() bool {
-		ok := stop()
-		conn.SetDeadline(time.Time{})
-		return ok
-	}
+// returned function stops the latter and reports whether ctx ended first.
+func (c *connector) guard(ctx context.Context, conn *net.UnixConn) func() bool {
+	conn.SetDeadline(c.l.HandshakeDeadline())
+	return context.AfterFunc(ctx, func() { conn.SetDeadline(aLongTimeAgo) })
 }
 
 func (c *connector) accepted(nc net.Conn) {
 	conn := nc.(*net.UnixConn)
-	unguard := c.guard(conn)
-	ch, err := c.acceptHandshake(conn)
-	if !unguard() && err == nil {
-		ch.close()
-		ch, err = nil, fmt.Errorf("connect ended during the handshake: %w", c.m.Context().Err())
+	stop := c.guard(c.l.Context(), conn)
+	peer, taken, err := c.acceptHandshake(conn)
+	if !stop() && err == nil {
+		err = fmt.Errorf("connect ended during the handshake: %w", ErrTransportClosed)
 	}
-	if err != nil {
+	var ch *channel
+	if err == nil && taken {
+		// Committed: from here only the handshake deadline ends it.
+		ch, err = c.t.exchange(conn, int(peer))
+		if err != nil {
+			err = fmt.Errorf("rank %d: %w", peer, err)
+		}
+	}
+	if taken {
+		if err != nil && ch != nil {
+			ch.close()
+			ch = nil
+		}
+		if ch != nil {
+			conn.SetDeadline(time.Time{})
+		}
+		c.l.Accept(int(peer), ch, err)
+	}
+	if err != nil || !taken {
 		conn.Close()
-		c.t.log.Warn("shmring: dropped a connection", "rank", c.m.Self, "err", err)
-		return
+		if err != nil {
+			c.t.log.Warn("shmring: dropped a connection", "rank", c.l.Self, "err", err)
+		}
 	}
-	c.m.Deliver(ch.rank, ch)
 }
 
-func (c *connector) acceptHandshake(conn *net.UnixConn) (*channel, error) {
+func (c *connector) acceptHandshake(conn *net.UnixConn) (int64, bool, error) {
 	if err := checkPeerUID(conn); err != nil {
-		return nil, err
+		return 0, false, err
 	}
-	peer, err := auth.Accept(conn, c.t.cfg.Secret, "shm", uint32(c.m.Self))
+	peer, err := auth.Accept(conn, c.t.cfg.Secret, "shm", uint32(c.l.Self))
 	if err != nil {
-		return nil, fmt.Errorf("handshake: %w", err)
+		return 0, false, fmt.Errorf("handshake: %w", err)
 	}
 	p := int64(peer)
-	if !c.m.Claim(p) {
-		return nil, fmt.Errorf("unexpected or already connected rank %d", p)
-	}
-	ch, err := c.t.exchange(conn, int(p))
-	if err != nil {
-		c.m.Unclaim(p)
-		return nil, fmt.Errorf("rank %d: %w", p, err)
-	}
-	return ch, nil
+	taken, err := c.l.Decide(conn, p)
+	return p, taken, err
 }
 
-func (c *connector) dialOnce(p int) (*channel, error) {
+func (c *connector) dialOnce(ctx context.Context, p int) (*channel, error) {
 	var d net.Dialer
-	nc, err := d.DialContext(c.m.Context(), "unix", c.m.Addrs[p])
+	dctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	nc, err := d.DialContext(dctx, "unix", c.l.Addrs[p])
+	cancel()
 	if err != nil {
 		return nil, err
 	}
 	conn := nc.(*net.UnixConn)
-	unguard := c.guard(conn)
-	ch, err := c.dialHandshake(conn, p)
-	if !unguard() && err == nil {
-		ch.close()
-		ch, err = nil, c.m.Context().Err()
+	stop := c.guard(ctx, conn)
+	err = c.dialHandshake(conn, p)
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
+	var ch *channel
+	if err == nil {
+		// Committed: from here only the handshake deadline ends it.
+		if err = transport.Commit(conn); err == nil {
+			ch, err = c.t.exchange(conn, p)
+		}
 	}
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
+	conn.SetDeadline(time.Time{})
 	return ch, nil
 }
 
-func (c *connector) dialHandshake(conn *net.UnixConn, p int) (*channel, error) {
+func (c *connector) dialHandshake(conn *net.UnixConn, p int) error {
 	if err := checkPeerUID(conn); err != nil {
-		return nil, err
+		return err
 	}
-	if err := auth.Dial(conn, c.t.cfg.Secret, "shm", uint32(c.m.Self), uint32(p)); err != nil {
-		return nil, fmt.Errorf("handshake: %w", err)
+	if err := auth.Dial(conn, c.t.cfg.Secret, "shm", uint32(c.l.Self), uint32(p)); err != nil {
+		return fmt.Errorf("handshake: %w", err)
 	}
-	return c.t.exchange(conn, p)
+	return transport.DialAnswer(conn, ErrPeerClosed)
 }
 
 // exchange creates our inbound ring for peer, sends its descriptor and

@@ -178,6 +178,9 @@ func helperStress() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	eps, err := tr.Connect(ctx, addrsFor(job, n), h)
+	if err == nil {
+		err = openAll(ctx, eps)
+	}
 	if err != nil {
 		return err
 	}
@@ -244,6 +247,9 @@ func helperVictim() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	eps, err := tr.Connect(ctx, addrsFor(job, 2), h)
+	if err == nil {
+		err = openAll(ctx, eps)
+	}
 	if err != nil {
 		return err
 	}
@@ -281,6 +287,9 @@ func startVictim(t *testing.T, block bool, h transport.Handler) (*Transport, tra
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	eps, err := tr.Connect(ctx, addrsFor(job, 2), h)
+	if err == nil {
+		err = openAll(ctx, eps)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,4 +298,26 @@ func startVictim(t *testing.T, block bool, h transport.Handler) (*Transport, tra
 		t.Fatalf("victim said %q, %v", line, err)
 	}
 	return tr, eps[1], cmd
+}
+
+// openAll sets up the channel to every peer in eps, retrying while a peer
+// (another process of the test, started later) is not listening yet.
+func openAll(ctx context.Context, eps []transport.Endpoint) error {
+	for _, e := range eps {
+		if e == nil {
+			continue
+		}
+		for {
+			err := e.(transport.Opener).Open()
+			if err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }

@@ -119,5 +119,11 @@ func pair(t testing.TB, cfg Config, h0, h1 transport.Handler) (t0, t1 *Transport
 		t1.Close()
 		t.Fatalf("connect: %v; %v", err0, err1)
 	}
+	// Rank 1 dials, so e0 is an accepted channel and e1 a dialed one.
+	if err := eps1[0].(transport.Opener).Open(); err != nil {
+		t0.Close()
+		t1.Close()
+		t.Fatal(err)
+	}
 	return t0, t1, eps0[1], eps1[0]
 }

@@ -166,8 +166,8 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestStranger: a connection with the wrong secret is dropped and logged,
-// and setup with the real peer still succeeds.
+// TestStranger: a connection with the wrong secret after Connect is
+// dropped and logged, and the real peer still sets up its channel.
 func TestStranger(t *testing.T) {
 	job := newJobID()
 	var logs syncBuffer
@@ -182,34 +182,44 @@ func TestStranger(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer t1.Close()
-	// The stranger dials before anyone is connected and claims rank 1.
-	strangerDone := make(chan error, 1)
+	addrs := []string{t0.Addr(), t1.Addr()}
+	got := make(chan struct{}, 2)
+	h := &funcHandler{frame: func(int, wire.Header, transport.Body) error { got <- struct{}{}; return nil }}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	eps0, err := t0.Connect(ctx, addrs, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps1, err := t1.Connect(ctx, addrs, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stranger dials after Connect and claims rank 1.
 	conn, err := net.Dial("unix", t0.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	go func() {
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		strangerDone <- auth.Dial(conn, []byte("wrong secret, wrong secret!!"), "shm", 1, 0)
-	}()
-	addrs := []string{t0.Addr(), t1.Addr()}
-	h := &funcHandler{frame: func(int, wire.Header, transport.Body) error { return nil }}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	var eps0, eps1 []transport.Endpoint
-	var err0, err1 error
-	wg.Add(2)
-	go func() { defer wg.Done(); eps0, err0 = t0.Connect(ctx, addrs, h) }()
-	go func() {
-		defer wg.Done()
-		<-strangerDone // let the stranger go first
-		eps1, err1 = t1.Connect(ctx, addrs, h)
-	}()
-	wg.Wait()
-	if err0 != nil || err1 != nil {
-		t.Fatalf("connect: %v; %v", err0, err1)
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := auth.Dial(conn, []byte("wrong secret, wrong secret!!"), "shm", 1, 0); err == nil {
+		t.Error("the stranger passed the handshake")
+	}
+	if err := eps1[0].Send(wire.Header{Kind: wire.KindEager}, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if err := eps0[1].Send(wire.Header{Kind: wire.KindEager}, []byte("ho")); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatal("frames did not arrive")
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "dropped") && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
 	}
 	if !strings.Contains(logs.String(), "dropped") {
 		t.Errorf("stranger not logged; log: %q", logs.String())

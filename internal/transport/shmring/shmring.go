@@ -15,7 +15,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gorun-hpc/gorun/internal/transport"
 )
@@ -54,6 +56,12 @@ type Config struct {
 
 	// Logger receives warnings about dropped connections. nil discards.
 	Logger *slog.Logger
+
+	// ConnectTimeout bounds how long a peer may stay unreachable before
+	// the Sends waiting for its channel fail; zero means
+	// transport.DefaultConnectTimeout (30 s). A peer whose socket refuses
+	// the connection several times in a row counts as gone at once.
+	ConnectTimeout time.Duration
 }
 
 // ErrTransportClosed is wrapped by the error of a Connect that ran into
@@ -75,15 +83,30 @@ type Transport struct {
 
 	// Caller polling (poll.go).
 	polls   atomic.Uint64               // callers polling, and a generation (pollGen)
-	pollEps atomic.Pointer[[]*endpoint] // set once by Connect
+	pollEps atomic.Pointer[[]*endpoint] // replaced (copy on write) as channels are made
+
+	mu   sync.Mutex
+	lazy *transport.Lazy[*channel] // set by Connect
+	shut bool                      // Close ran
+}
+
+// setLazy records Connect's Lazy for Close, unless Close ran.
+func (t *Transport) setLazy(l *transport.Lazy[*channel]) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.shut {
+		return false
+	}
+	t.lazy = l
+	return true
 }
 
 var _ transport.Poller = (*Transport)(nil)
 
 // Listen opens this rank's abstract-namespace Unix listener (no file on
 // disk). Peers can dial Addr from now on; their connections wait in the
-// backlog until Connect. The ring segments are created by Connect, one per
-// peer, once it is known which peers there are.
+// backlog until Connect, and are accepted from then until Close. The ring
+// segments are created when a channel is set up, on first use.
 func Listen(cfg Config) (*Transport, error) {
 	if len(cfg.Secret) == 0 {
 		return nil, fmt.Errorf("shmring: rank %d: listen: empty job secret", cfg.Self)
@@ -113,12 +136,20 @@ func Listen(cfg Config) (*Transport, error) {
 func (t *Transport) Addr() string { return t.addr }
 
 // Close closes the listener and every channel abruptly, without a goodbye,
-// so peers report this rank lost. Endpoints stay valid objects: their Sends
+// so peers report this rank lost. It ends the dials in flight, and Sends
+// waiting for a channel fail. Endpoints stay valid objects: their Sends
 // fail with an error wrapping transport.ErrClosed and their Close returns
-// at once. A running Connect returns an error. Close waits for every
-// goroutine the transport started and unmaps every segment, so it must not
-// be called from a Handler callback; it is safe to call more than once.
+// at once. Close waits for every goroutine the transport started and
+// unmaps every segment, so it must not be called from a Handler callback;
+// it is safe to call more than once.
 func (t *Transport) Close() error {
+	t.mu.Lock()
+	t.shut = true
+	l := t.lazy
+	t.mu.Unlock()
+	if l != nil {
+		l.Stop()
+	}
 	eps, err := t.life.Shutdown(t.ln, (*endpoint).kill)
 	for _, e := range eps {
 		e.release()

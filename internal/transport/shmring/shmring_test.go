@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
@@ -67,52 +66,6 @@ func TestPoller(t *testing.T) {
 
 func TestConformanceSmallRingSpin(t *testing.T) {
 	transporttest.Run(t, makePair(Config{RingSize: 4096, Spin: func() bool { return true }}))
-}
-
-// TestConnectMissing: Connect gives up when ctx ends, names the missing
-// rank and releases everything (the leak check in TestMain sees the rest).
-func TestConnectMissing(t *testing.T) {
-	job := newJobID()
-	for _, self := range []int{0, 1} {
-		tr, err := Listen(Config{JobID: job, Secret: testSecret, Self: self})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		addrs := []string{"@gorun-" + job + "-shm-0", "@gorun-" + job + "-shm-1"}
-		addrs[self] = tr.Addr()
-		_, err = tr.Connect(ctx, addrs, &funcHandler{})
-		cancel()
-		other := 1 - self
-		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("ranks [%d]", other)) {
-			t.Errorf("rank %d: Connect without a peer = %v, want an error naming rank %d", self, err, other)
-		}
-		tr.Close()
-	}
-}
-
-// TestCloseDuringConnect: Close makes a waiting Connect return.
-func TestCloseDuringConnect(t *testing.T) {
-	job := newJobID()
-	tr, err := Listen(Config{JobID: job, Secret: testSecret, Self: 0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() {
-		_, err := tr.Connect(context.Background(), []string{tr.Addr(), "@gorun-" + job + "-shm-1"}, &funcHandler{})
-		errc <- err
-	}()
-	time.Sleep(20 * time.Millisecond)
-	tr.Close()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, ErrTransportClosed) {
-			t.Errorf("Connect = %v, want ErrTransportClosed", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Connect did not return after Close")
-	}
 }
 
 // TestManyFramesOneWay checks order and content through a small ring with
@@ -260,7 +213,7 @@ func TestFastBoxOrder(t *testing.T) {
 			small++
 		}
 	}
-	ep := e0.(*endpoint)
+	ep := e0.(*transport.Peer[*channel]).Live().(*endpoint)
 	ep.wmu.Lock()
 	fast := ep.fastN
 	ep.wmu.Unlock()
@@ -268,3 +221,38 @@ func TestFastBoxOrder(t *testing.T) {
 		t.Errorf("%d of %d small frames went by the fast box; the test wants some to fall back to the ring", fast, small)
 	}
 }
+
+// world is a transporttest.MakeWorld over shared memory.
+func world(t *testing.T, hs []transport.Handler, stand map[int]string) transporttest.World {
+	n := len(hs)
+	job := newJobID()
+	ts := make([]*Transport, n)
+	w := transporttest.World{Eps: make([][]transport.Endpoint, n), Addrs: make([]string, n)}
+	for i := range n {
+		if a, ok := stand[i]; ok {
+			w.Addrs[i] = a
+			continue
+		}
+		tr, err := Listen(Config{JobID: job, Secret: testSecret, Self: i, RingSize: 4096})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts[i] = tr
+		w.Addrs[i] = tr.Addr()
+		t.Cleanup(func() { tr.Close() })
+	}
+	for i, tr := range ts {
+		if tr == nil {
+			continue
+		}
+		eps, err := tr.Connect(context.Background(), w.Addrs, hs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Eps[i] = eps
+	}
+	w.Close = func(i int) { ts[i].Close() }
+	return w
+}
+
+func TestLazy(t *testing.T) { transporttest.RunLazy(t, "unix", world) }

@@ -12,8 +12,7 @@ import (
 )
 
 // handshakeTimeout bounds one handshake, so a stranger that connects and
-// stalls holds nothing but its own goroutine for a while. Connect also cuts
-// every unfinished handshake off when it returns.
+// stalls holds nothing but its own goroutine for a while.
 const handshakeTimeout = 10 * time.Second
 
 const (
@@ -21,139 +20,154 @@ const (
 	dialBackoffMax = 500 * time.Millisecond
 )
 
-// ErrTransportClosed is wrapped by the error of a Connect that ran into
-// Close.
+// ErrTransportClosed is wrapped by the errors of a Connect, and of Sends
+// waiting for a connection, that ran into Close.
 var ErrTransportClosed = errors.New("tcp: transport closed")
 
-// Connect establishes exactly one connection to each peer i with
-// addrs[i] != "" and i != Self: it dials every such lower rank (retrying
-// with backoff until ctx ends, since the peer may not be listening yet) and
-// accepts every such higher rank. Each connection is authenticated with the
-// job secret; an accepted connection that fails the handshake, or claims a
-// rank that is not expected or already connected, is logged and dropped,
-// and accepting goes on. Handshakes run concurrently with deadlines, so a
-// stalling stranger cannot hold Connect up.
+// Connect returns at once with an endpoint for each peer i with
+// addrs[i] != "" and i != Self (nil elsewhere), and no connection yet: the
+// connection to a peer is made the first time either side sends to the
+// other (transport.Lazy): the first Send or TrySend dials it (retrying with
+// backoff), concurrent Sends wait for it and then go out in order, and a
+// connection the peer dials in is taken as the pair's one connection. When
+// both dial at once, the lower rank's connection wins (docs/wire.md). A
+// peer that cannot be reached within Config.ConnectTimeout fails the Sends
+// waiting for it with an error naming it and the last dial error.
 //
-// When every expected peer is connected, Connect closes the listener,
-// starts one receive goroutine per connection, which calls h as described
-// in package transport, and returns the endpoints indexed by rank (nil
-// where there is no connection). h is called concurrently for different
-// peers and in order for each; see Config.Spin for how the receive
-// goroutines wait. If ctx ends first, or Close is called,
-// it closes everything it opened (the listener too) and returns an error
-// that names the missing ranks and the last error seen for each.
+// The listener stays open until Close. Every accepted connection is
+// authenticated with the job secret; one that fails the handshake, or
+// claims a rank that is not expected or already connected, is logged and
+// dropped, and accepting goes on. Handshakes run concurrently with
+// deadlines, so a stalling stranger holds nothing up.
+//
+// Each connection gets one receive goroutine, which calls h as described
+// in package transport: concurrently for different peers and in order for
+// each; see Config.Spin for how it waits. ctx is not kept.
 //
 // Connect may be called once per Transport.
 func (t *Transport) Connect(ctx context.Context, addrs []string, h transport.Handler) ([]transport.Endpoint, error) {
 	self := t.cfg.Self
-	ctx, cancel, err := t.life.Begin(ctx, "tcp", self, addrs, h, ErrTransportClosed)
+	_, cancel, err := t.life.Begin(ctx, "tcp", self, addrs, h, ErrTransportClosed)
 	if err != nil {
 		return nil, err
 	}
 	defer t.life.WG.Done()
 	defer cancel()
 
-	c := &connector{t: t}
-	c.m = &transport.Mesh[*net.TCPConn]{
-		Name: "tcp", What: "connection", Self: self, Addrs: addrs, Log: t.log,
+	c := &connector{t: t, h: h}
+	c.l = &transport.Lazy[*net.TCPConn]{
+		Name: "tcp", Self: self, Addrs: addrs, Log: t.log,
 		Listener:         t.ln,
 		HandshakeTimeout: handshakeTimeout,
 		BackoffMin:       dialBackoffMin,
 		BackoffMax:       dialBackoffMax,
+		ConnectTimeout:   t.cfg.ConnectTimeout,
 		Accepted:         c.accepted,
 		DialOnce:         c.dialOnce,
-		Close:            func(conn *net.TCPConn) { conn.Close() },
-		Closed:           t.life.Closed,
+		Install:          c.install,
 		ErrClosed:        ErrTransportClosed,
+		ErrPeerClosed:    ErrPeerClosed,
 	}
-	conns, err := c.m.Run(ctx, cancel)
-	if err != nil {
-		return nil, err
+	if !t.setLazy(c.l) {
+		return nil, fmt.Errorf("tcp: rank %d: connect: %w", self, ErrTransportClosed)
 	}
-
-	eps := make([]transport.Endpoint, len(addrs))
-	closed, err := t.life.Adopt(func() ([]*endpoint, error) {
-		var started []*endpoint
-		for i, conn := range conns {
-			if conn == nil {
-				continue
-			}
-			e, err := newEndpoint(t, i, conn, h)
-			if err != nil {
-				return nil, fmt.Errorf("tcp: rank %d -> rank %d: connect: %w", self, i, err)
-			}
-			started = append(started, e)
-			eps[i] = e
-		}
-		for _, e := range started {
-			t.life.WG.Add(1)
-			go e.receive()
-		}
-		return started, nil
-	})
-	if closed {
-		err = fmt.Errorf("tcp: rank %d: connect: %w", self, ErrTransportClosed)
-	}
-	if err != nil {
-		c.m.CloseAll(conns)
-		return nil, err
-	}
-	return eps, nil
+	return c.l.Start(), nil
 }
 
-// connector is the tcp part of one Connect call.
+// connector is the tcp part of Connect's transport.Lazy.
 type connector struct {
 	t *Transport
-	m *transport.Mesh[*net.TCPConn]
+	h transport.Handler
+	l *transport.Lazy[*net.TCPConn]
+}
+
+// install starts the endpoint of an established connection to peer p.
+func (c *connector) install(p int, conn *net.TCPConn, publish func(transport.Live) bool) error {
+	t := c.t
+	closed, err := t.life.Adopt(func() ([]*endpoint, error) {
+		e, err := newEndpoint(t, p, conn, c.h)
+		if err != nil {
+			return nil, err
+		}
+		if !publish(e) {
+			return nil, fmt.Errorf("rank %d has a connection already", p)
+		}
+		t.life.WG.Add(1)
+		go e.receive()
+		return []*endpoint{e}, nil
+	})
+	if closed {
+		err = ErrTransportClosed
+	}
+	if err != nil {
+		conn.Close()
+	}
+	return err
+}
+
+// guard sets conn's handshake deadline and cuts the handshake off when ctx
+// ends; the returned function stops that and reports whether ctx ended
+// first.
+func (c *connector) guard(ctx context.Context, conn *net.TCPConn) func() bool {
+	conn.SetDeadline(c.l.HandshakeDeadline())
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(aLongTimeAgo) })
+	return stop
 }
 
 // accepted runs the handshake on one accepted connection.
 func (c *connector) accepted(nc net.Conn) {
 	conn := nc.(*net.TCPConn)
-	ctx := c.m.Context()
 	remote := conn.RemoteAddr().String()
-	conn.SetDeadline(c.m.HandshakeDeadline())
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(aLongTimeAgo) })
-	peer, err := auth.Accept(conn, c.t.cfg.Secret, "tcp", uint32(c.m.Self))
-	if !stop() {
-		if err == nil {
-			err = ctx.Err()
+	stop := c.guard(c.l.Context(), conn)
+	peer, err := auth.Accept(conn, c.t.cfg.Secret, "tcp", uint32(c.l.Self))
+	taken := false
+	if err == nil {
+		taken, err = c.l.Decide(conn, int64(peer))
+	}
+	if !stop() && err == nil {
+		err = fmt.Errorf("connect ended during the handshake: %w", ErrTransportClosed)
+	}
+	if err != nil || !taken {
+		if taken {
+			c.l.Accept(int(peer), nil, err)
 		}
-		err = fmt.Errorf("connect ended during the handshake: %w", err)
-	}
-	if err != nil {
 		conn.Close()
-		c.t.log.Warn("tcp: dropped a connection that failed the handshake",
-			"rank", c.m.Self, "remote", remote, "err", err)
-		return
-	}
-	p := int64(peer)
-	if !c.m.Claim(p) {
-		conn.Close()
-		c.t.log.Warn("tcp: dropped a connection from an unexpected or already connected rank",
-			"rank", c.m.Self, "claimed", p, "remote", remote)
+		if err != nil {
+			c.t.log.Warn("tcp: dropped a connection that failed the handshake",
+				"rank", c.l.Self, "remote", remote, "err", err)
+		}
 		return
 	}
 	conn.SetDeadline(time.Time{})
-	c.m.Deliver(int(p), conn)
+	c.l.Accept(int(peer), conn, nil)
 }
 
-func (c *connector) dialOnce(p int) (*net.TCPConn, error) {
+func (c *connector) dialOnce(ctx context.Context, p int) (*net.TCPConn, error) {
 	var d net.Dialer
-	ctx := c.m.Context()
-	nc, err := d.DialContext(ctx, "tcp", c.m.Addrs[p])
+	dctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	nc, err := d.DialContext(dctx, "tcp", c.l.Addrs[p])
+	cancel()
 	if err != nil {
 		return nil, err
 	}
 	conn := nc.(*net.TCPConn)
-	conn.SetDeadline(c.m.HandshakeDeadline())
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(aLongTimeAgo) })
-	err = auth.Dial(conn, c.t.cfg.Secret, "tcp", uint32(c.m.Self), uint32(p))
+	stop := c.guard(ctx, conn)
+	err = auth.Dial(conn, c.t.cfg.Secret, "tcp", uint32(c.l.Self), uint32(p))
+	if err == nil {
+		err = transport.DialAnswer(conn, ErrPeerClosed)
+	}
 	if !stop() && err == nil {
 		err = ctx.Err()
 	}
+	if err == nil {
+		// Committed: from here only the handshake deadline ends it.
+		err = transport.Commit(conn)
+	}
 	if err != nil {
 		conn.Close()
+		if errors.Is(err, transport.ErrRefused) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
 	conn.SetDeadline(time.Time{})

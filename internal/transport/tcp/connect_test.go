@@ -98,6 +98,7 @@ func TestStrangers(t *testing.T) {
 	}
 	defer t1.Close()
 
+	eps := connectWorld(t, []*Transport{t0, t1}, []transport.Handler{newRecorder(), newRecorder()})
 	dial := func() net.Conn {
 		c, err := net.Dial("tcp", t0.Addr())
 		if err != nil {
@@ -124,12 +125,18 @@ func TestStrangers(t *testing.T) {
 	wrong := dial()
 	wrongDone := goDone(func() { auth.Dial(wrong, []byte("another job"), "tcp", 1, 0) })
 	staller := dial()
-	drain(staller)
+	stallerDone := goDone(func() {
+		var b [256]byte
+		for {
+			if _, err := staller.Read(b[:]); err != nil {
+				return
+			}
+		}
+	})
 	impostor := dial() // knows the secret, claims a rank that is not expected
 	impostorDone := goDone(func() { auth.Dial(impostor, testSecret, "tcp", 5, 0) })
-	strangers := []net.Conn{junk, wrong, staller, impostor}
+	strangers := []net.Conn{junk, wrong, impostor}
 
-	eps := connectWorld(t, []*Transport{t0, t1}, []transport.Handler{newRecorder(), newRecorder()})
 	waitFor(t, wrongDone, "the wrong-secret stranger")
 	waitFor(t, impostorDone, "the impostor")
 	drain(wrong)
@@ -153,58 +160,74 @@ func TestStrangers(t *testing.T) {
 	for _, e := range []transport.Endpoint{eps[0][1], eps[1][0]} {
 		waitFor(t, goDone(func() { e.Close() }), "Close")
 	}
+	// The staller holds its handshake until the deadline, or until Close.
+	t0.Close()
+	waitFor(t, stallerDone, "rank 0 to hang up on the staller")
 }
 
-// TestConnectMissingRank: a rank that never comes makes Connect fail with
-// an error naming it, on the accepting and on the dialing side, and the
-// listener is closed afterwards.
-func TestConnectMissingRank(t *testing.T) {
+// TestSendToMissingRank: a Send to a rank that is gone fails, naming it
+// and its address, rather than waiting; the rest of the world works.
+func TestSendToMissingRank(t *testing.T) {
 	ts := listenWorld(t, 3, nil)
 	addrs := addrsOf(ts)
-	ts[2].Close() // rank 2 never connects; its port is closed
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	errs := make([]error, 2)
-	var wg sync.WaitGroup
+	ts[2].Close() // rank 2 is gone; its port refuses
+	recs := []*recorder{newRecorder(), newRecorder()}
+	eps := make([][]transport.Endpoint, 2)
 	for i := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = ts[i].Connect(ctx, addrs, newRecorder())
-		}()
-	}
-	waitFor(t, goDone(wg.Wait), "Connect to give up")
-	for i, err := range errs {
-		if err == nil || !strings.Contains(err.Error(), "ranks [2]") || !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("rank %d: Connect = %v, want an error naming rank 2 and wrapping the deadline", i, err)
-		}
-		t.Logf("rank %d: %v", i, err)
-		if c, err := net.Dial("tcp", ts[i].Addr()); err == nil {
-			c.Close()
-			t.Errorf("rank %d: listener still open after a failed Connect", i)
+		var err error
+		if eps[i], err = ts[i].Connect(context.Background(), addrs, recs[i]); err != nil {
+			t.Fatal(err)
 		}
 	}
-
-	// The dialing side: rank 1's only peer, rank 0, is not listening.
-	t1 := listenWorld(t, 2, nil)[1]
-	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	_, err := t1.Connect(ctx, []string{addrs[2], t1.Addr()}, newRecorder())
-	if err == nil || !strings.Contains(err.Error(), "ranks [0]") || !strings.Contains(err.Error(), addrs[2]) {
-		t.Errorf("Connect to a dead rank 0 = %v, want an error naming rank 0 and its address", err)
+	var err error
+	waitFor(t, goDone(func() { err = eps[0][2].Send(wire.Header{Kind: wire.KindEager}, []byte("x")) }), "Send to a gone rank")
+	if err == nil || !strings.Contains(err.Error(), "rank 0 -> rank 2") || !strings.Contains(err.Error(), addrs[2]) ||
+		!errors.Is(err, transport.ErrPeerLost) {
+		t.Errorf("Send to a gone rank = %v, want an error naming rank 2 and its address, wrapping ErrPeerLost", err)
 	}
-	t.Logf("dial side: %v", err)
+	t.Logf("Send: %v", err)
+	if err := eps[1][0].Send(wire.Header{Kind: wire.KindEager}, []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	recs[0].waitFrames(t, 1)
+	for _, e := range []transport.Endpoint{eps[0][1], eps[1][0]} {
+		waitFor(t, goDone(func() { e.Close() }), "Close")
+	}
 }
 
-// TestCloseDuringConnect: Close makes a waiting Connect return.
+// TestCloseDuringConnect: Close ends a dial in flight (to a peer that
+// stalls the handshake): the waiting Send fails with ErrTransportClosed,
+// and Connect after Close fails.
 func TestCloseDuringConnect(t *testing.T) {
-	ts := listenWorld(t, 2, nil)
-	var err error
-	connected := goDone(func() { _, err = ts[0].Connect(context.Background(), addrsOf(ts), newRecorder()) })
-	ts[0].Close()
-	waitFor(t, connected, "Connect to return after Close")
-	if !errors.Is(err, ErrTransportClosed) {
-		t.Errorf("Connect = %v, want ErrTransportClosed", err)
+	ts := listenWorld(t, 1, nil)
+	staller, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer staller.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := staller.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	eps, err := ts[0].Connect(context.Background(), []string{ts[0].Addr(), staller.Addr().String()}, newRecorder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	sent := goDone(func() { serr = eps[1].Send(wire.Header{Kind: wire.KindEager}, nil) })
+	select {
+	case c := <-accepted:
+		defer c.Close()
+	case <-time.After(testTimeout):
+		t.Fatal("rank 0 did not dial")
+	}
+	waitFor(t, goDone(func() { ts[0].Close() }), "Close")
+	waitFor(t, sent, "Send to return after Close")
+	if !errors.Is(serr, ErrTransportClosed) || !errors.Is(serr, transport.ErrClosed) {
+		t.Errorf("Send = %v, want ErrTransportClosed", serr)
 	}
 	if _, err := ts[0].Connect(context.Background(), addrsOf(ts), newRecorder()); err == nil {
 		t.Error("Connect after Close succeeded")

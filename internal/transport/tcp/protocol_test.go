@@ -33,6 +33,12 @@ func rawPeer(t *testing.T, h transport.Handler) (ep transport.Endpoint, conn net
 	if derr := auth.Dial(conn, testSecret, "tcp", 1, 0); derr != nil {
 		t.Fatal(derr)
 	}
+	if derr := transport.DialAnswer(conn, ErrPeerClosed); derr != nil {
+		t.Fatal(derr)
+	}
+	if derr := transport.Commit(conn); derr != nil {
+		t.Fatal(derr)
+	}
 	waitFor(t, connected, "Connect")
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
+	"time"
 
 	"github.com/gorun-hpc/gorun/internal/transport"
 )
@@ -44,10 +46,16 @@ type Config struct {
 	// Logger receives warnings about connections that were dropped (a
 	// stranger that failed the handshake, a duplicate rank). nil discards.
 	Logger *slog.Logger
+
+	// ConnectTimeout bounds how long a peer may stay unreachable before
+	// the Sends waiting for its connection fail; zero means
+	// transport.DefaultConnectTimeout (30 s). A peer whose port refuses
+	// the connection several times in a row counts as gone at once.
+	ConnectTimeout time.Duration
 }
 
 // Transport is one rank's TCP transport: a listener, then (after Connect)
-// one connection per peer. Its methods are safe for concurrent use.
+// one connection per peer it talks to, made on first use. Its methods are safe for concurrent use.
 type Transport struct {
 	cfg  Config
 	log  *slog.Logger
@@ -55,10 +63,26 @@ type Transport struct {
 	addr string
 
 	life transport.Life[*endpoint] // Connect, receive goroutines, Close
+
+	mu   sync.Mutex
+	lazy *transport.Lazy[*net.TCPConn] // set by Connect
+	shut bool                          // Close ran
+}
+
+// setLazy records Connect's Lazy for Close, unless Close ran.
+func (t *Transport) setLazy(l *transport.Lazy[*net.TCPConn]) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.shut {
+		return false
+	}
+	t.lazy = l
+	return true
 }
 
 // Listen opens the transport's listener. Peers can dial Addr from now on;
-// their connections wait in the listen backlog until Connect.
+// their connections wait in the listen backlog until Connect, and are
+// accepted from then until Close.
 func Listen(cfg Config) (*Transport, error) {
 	if len(cfg.Secret) == 0 {
 		return nil, fmt.Errorf("tcp: rank %d: listen: empty job secret", cfg.Self)
@@ -88,12 +112,19 @@ func (t *Transport) Addr() string { return t.addr }
 
 // Close closes the listener and every connection abruptly, without a
 // goodbye, so peers report this rank lost; it is how a dying or aborting
-// rank lets go. Endpoints stay valid objects: their Sends fail with an
-// error wrapping transport.ErrClosed and their Close returns at once. A
-// running Connect returns an error. Close waits for every goroutine the
-// transport started, so it must not be called from a Handler callback; it
-// is safe to call more than once.
+// rank lets go. It ends the dials in flight, and Sends waiting for a
+// connection fail. Endpoints stay valid objects: their Sends fail with an
+// error wrapping transport.ErrClosed and their Close returns at once.
+// Close waits for every goroutine the transport started, so it must not be
+// called from a Handler callback; it is safe to call more than once.
 func (t *Transport) Close() error {
+	t.mu.Lock()
+	t.shut = true
+	l := t.lazy
+	t.mu.Unlock()
+	if l != nil {
+		l.Stop()
+	}
 	_, err := t.life.Shutdown(t.ln, (*endpoint).kill)
 	return err
 }

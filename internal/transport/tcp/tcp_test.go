@@ -29,6 +29,10 @@ func pair(spin func() bool) transporttest.MakePair {
 	return func(t *testing.T, h0, h1 transport.Handler) (transport.Endpoint, transport.Endpoint, func()) {
 		ts := listenWorld(t, 2, spin)
 		eps := connectWorld(t, ts, []transport.Handler{h0, h1})
+		// Rank 1 dials, so e0 is an accepted connection and e1 a dialed one.
+		if err := eps[1][0].(transport.Opener).Open(); err != nil {
+			t.Fatal(err)
+		}
 		return eps[0][1], eps[1][0], func() { ts[1].Close() }
 	}
 }
@@ -300,6 +304,9 @@ func TestSpinCalled(t *testing.T) {
 	}
 	r1 := newRecorder()
 	eps := connectWorld(t, ts, []transport.Handler{newRecorder(), r1})
+	if err := eps[0][1].(transport.Opener).Open(); err != nil {
+		t.Fatal(err)
+	}
 	for deadline := time.Now().Add(testTimeout); calls.Load() == 0; runtime.Gosched() {
 		if time.Now().After(deadline) {
 			t.Fatal("Spin never called")
@@ -331,6 +338,9 @@ func TestCloseFromPeerLost(t *testing.T) {
 	ts := listenWorld(t, 2, nil)
 	h0 := &lostCloser{e: make(chan transport.Endpoint, 1), done: make(chan struct{})}
 	eps := connectWorld(t, ts, []transport.Handler{h0, newRecorder()})
+	if err := eps[1][0].(transport.Opener).Open(); err != nil {
+		t.Fatal(err)
+	}
 	h0.e <- eps[0][1]
 	ts[1].Close()
 	waitFor(t, h0.done, "Close called from PeerLost")
@@ -338,3 +348,37 @@ func TestCloseFromPeerLost(t *testing.T) {
 		t.Errorf("Send after Close = %v", err)
 	}
 }
+
+// world is a transporttest.MakeWorld over loopback TCP.
+func world(t *testing.T, hs []transport.Handler, stand map[int]string) transporttest.World {
+	n := len(hs)
+	ts := make([]*Transport, n)
+	w := transporttest.World{Eps: make([][]transport.Endpoint, n), Addrs: make([]string, n)}
+	for i := range n {
+		if a, ok := stand[i]; ok {
+			w.Addrs[i] = a
+			continue
+		}
+		tr, err := Listen(Config{Secret: testSecret, Self: i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts[i] = tr
+		w.Addrs[i] = tr.Addr()
+		t.Cleanup(func() { tr.Close() })
+	}
+	for i, tr := range ts {
+		if tr == nil {
+			continue
+		}
+		eps, err := tr.Connect(context.Background(), w.Addrs, hs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Eps[i] = eps
+	}
+	w.Close = func(i int) { ts[i].Close() }
+	return w
+}
+
+func TestLazy(t *testing.T) { transporttest.RunLazy(t, "tcp", world) }

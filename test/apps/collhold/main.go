@@ -1,5 +1,6 @@
 // Command collhold runs collectives on the world and on a Dup (so every
-// shared segment the runtime makes for them exists), prints
+// shared segment the runtime makes for them exists) and an Alltoall (so
+// every pair of ranks has its channel: they are made on first use), prints
 // "ready job=J rank=R", and then blocks in a Recv that never completes, so
 // a test can look at what the job holds while it runs and kill gorun.
 //
@@ -43,6 +44,10 @@ func main() {
 func run(c *runtime.Comm) error {
 	d, err := c.Dup()
 	if err != nil {
+		return err
+	}
+	n := c.Size()
+	if err := runtime.Alltoall(c, make([]int32, n), make([]int32, n)); err != nil {
 		return err
 	}
 	for _, comm := range []*runtime.Comm{c, d} {
