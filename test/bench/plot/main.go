@@ -69,7 +69,7 @@ var pictures = []picture{
 		sel: selection{where: map[string]string{"bench": "uni_bw"}, series: "label", x: "bytes", y: "value",
 			unit: "unit", scale: map[string]float64{"GB/s": 1e3, "MB/s": 1}},
 		order: osuOrder, names: osuNames, styles: osuStyles, size: true,
-		xlabel: "message size (bytes)", ylabel: "bandwidth (MB/s, 10^6 B/s)", repCol: "rep", what: "windowed sends",
+		xlabel: "message size (bytes)", ylabel: "bandwidth (MB/s, 1 MB = 10⁶ B)", repCol: "rep", what: "windowed sends",
 	},
 	{
 		data: "launch.tsv", out: "launch.svg", title: "Launch time of a trivial job, one host",
