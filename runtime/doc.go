@@ -140,6 +140,11 @@
 // and Bcast and Allreduce of up to 256 bytes complete there, and larger
 // Bcasts and Allreduces go through a second such segment in 1 MiB chunks.
 //
+// A small Send, Recv, Barrier, Bcast or Allreduce allocates nothing of its
+// own: what allocates is timing, one channel for a wait that parks (every
+// wait on TCP) and a copy of a message that arrived before its receive was
+// posted. The runtime's tests hold these calls to that (alloc_test.go).
+//
 // # Element types
 //
 // A message or collective carries a slice of any type without pointers:

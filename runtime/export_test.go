@@ -29,6 +29,10 @@ func TransportTo(c *Comm, r int) string {
 // single copy (cma.go).
 func SingleCopies() int64 { return cmaCopies.Load() }
 
+// TimingAllocs is how many allocations this process made for waits that
+// parked and messages that arrived before their receive (request.go).
+func TimingAllocs() int64 { return timingAllocs.Load() }
+
 // RefuseSingleCopy makes every single copy of this process fail as a
 // kernel that forbids process_vm_readv would.
 func RefuseSingleCopy() {

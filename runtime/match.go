@@ -169,8 +169,10 @@ func (w *world) onEager(from int, h wire.Header, body transport.Body) error {
 	// No receive yet: read the data before taking the lock again, so a slow
 	// payload never holds up the other peers' matching.
 	m := &inMsg{src: src, tag: tag, from: from, call: h.Call, poison: poison, size: body.Len()}
+	timingAllocs.Add(1)
 	if m.size > 0 {
 		m.data = make([]byte, m.size)
+		timingAllocs.Add(1)
 		if err := body.ReadInto(m.data); err != nil {
 			return err
 		}
@@ -179,7 +181,7 @@ func (w *world) onEager(from int, h wire.Header, body transport.Body) error {
 	if r := q.takePosted(src, tag); r != nil {
 		w.mu.Unlock()
 		w.consumed(from, m.size)
-		return r.fillEager(src, tag, m.call, m.poison, transport.BytesBody(m.data))
+		return r.fillEager(src, tag, m.call, m.poison, (*eagerBody)(m))
 	}
 	probes := q.addUnexp(m)
 	w.unexpBytes += int64(m.size)
@@ -188,6 +190,15 @@ func (w *world) onEager(from int, h wire.Header, body transport.Body) error {
 	completeAll(probes)
 	return nil
 }
+
+// eagerBody is the payload of an unexpected eager message as a
+// transport.Body. A pointer goes into the interface as it is, where a
+// transport.BytesBody would be copied to the heap on every match.
+type eagerBody inMsg
+
+func (b *eagerBody) Len() int                  { return len(b.data) }
+func (b *eagerBody) ReadInto(dst []byte) error { return transport.BytesBody(b.data).ReadInto(dst) }
+func (b *eagerBody) Bytes() ([]byte, error)    { return b.data, nil }
 
 // fillEager delivers an eager payload, of a frame with call word call, into
 // the receive r. A collective's receive takes only a frame of its own call,

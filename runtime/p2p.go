@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/gorun-hpc/gorun/internal/transport"
 	"github.com/gorun-hpc/gorun/internal/wire"
 )
 
@@ -283,7 +282,7 @@ func (c *Comm) irecv(ctx uint32, b []byte, src, tag int, call uint32, discard bo
 	if !m.rts {
 		w.mu.Unlock()
 		w.consumed(m.from, m.size)
-		_ = r.fillEager(m.src, m.tag, m.call, m.poison, transport.BytesBody(m.data))
+		_ = r.fillEager(m.src, m.tag, m.call, m.poison, (*eagerBody)(m))
 		return r, nil
 	}
 	if err := w.acceptLocked(r, m); err != nil {

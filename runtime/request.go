@@ -185,6 +185,12 @@ func (r *Request) Wait() (Status, error) {
 	return r.status, r.c.opErr(r.op, r.peer, r.err)
 }
 
+// timingAllocs counts the allocations the order of events decides, not
+// the call: the done channel of a wait that parks (doneChan) and the record
+// and payload of an eager message that arrived before its receive
+// (onEager). alloc_test.go tells them from the calls' own.
+var timingAllocs atomic.Int64
+
 // doneChan returns r's done channel, making it if needed.
 func (r *Request) doneChan() chan struct{} {
 	r.mu.Lock()
@@ -196,6 +202,7 @@ func (r *Request) doneChan() chan struct{} {
 		return r.done
 	}
 	r.done = make(chan struct{})
+	timingAllocs.Add(1)
 	// release: r.done above happen-before complete's load of reqWatched.
 	if r.state.CompareAndSwap(reqPending, reqWatched) {
 		return r.done

@@ -20,6 +20,8 @@
 set -euo pipefail
 repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 shared=$repo/../shared/bench
+# In a git worktree elsewhere, ../shared is beside the main checkout.
+[ -d "$shared" ] || shared=$(cd "$(git -C "$repo" rev-parse --path-format=absolute --git-common-dir)/../.." && pwd)/shared/bench
 [ -x "$shared/run.sh" ] || { echo "compare.sh: $shared/run.sh not found" >&2; exit 2; }
 out=${OUT:-$repo/test/bench/results/$(date -u +%Y%m%d-%H%M%S)}
 mkdir -p "$out"

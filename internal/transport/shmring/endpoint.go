@@ -89,6 +89,7 @@ type endpoint struct {
 	pollErr error               // a frame a caller read broke the channel
 	fbody   transport.BytesBody // the payload of the fast frame being handled
 	napC    chan struct{}       // wakes the receive goroutine from a nap; buffered
+	nap     *time.Timer         // times the receive goroutine's naps (poll.go); made on its first, then reused
 
 	rd   reader
 	body transport.StreamBody

@@ -114,10 +114,11 @@ func (e *endpoint) poll() bool {
 // the peer is gone and the ring drained.
 func (e *endpoint) turn() error {
 	rd := &e.rd
-	var nap *time.Timer
+	// One timer for every nap of the receive goroutine (the only caller):
+	// a fresh one per turn would allocate whenever callers poll.
 	defer func() {
-		if nap != nil {
-			nap.Stop()
+		if e.nap != nil {
+			e.nap.Stop()
 		}
 	}()
 	var seen uint64
@@ -131,16 +132,16 @@ func (e *endpoint) turn() error {
 			// GOMAXPROCS=1 the polling caller) off the CPU until sysmon
 			// takes it back. rxSleep is clear, so producers do not ring;
 			// EndPoll(true), kill, Close and the liveness goroutine do.
-			if nap == nil {
-				nap = time.NewTimer(pollNap)
+			if e.nap == nil {
+				e.nap = time.NewTimer(pollNap)
 			} else {
-				nap.Reset(pollNap)
+				e.nap.Reset(pollNap)
 			}
 			napped = true
 			select {
 			case <-e.napC:
 				kicked = true
-			case <-nap.C:
+			case <-e.nap.C:
 			}
 			continue
 		}
