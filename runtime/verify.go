@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gorun-hpc/gorun/internal/transport"
 	"github.com/gorun-hpc/gorun/internal/wire"
 )
 
@@ -308,5 +309,22 @@ func (w *world) sendCheck(c *Comm, peer int, tag int32, word uint32, closedOnly 
 	if closedOnly {
 		h.Flags = wire.FlagArrival
 	}
-	w.sendAsync(c.group[peer], h, nil)
+	// A check is advisory: the peer it goes to may have finished the call,
+	// closed its world and said goodbye meanwhile (a slow rank's Close
+	// barrier stalls while faster ones are gone). A failed check fails
+	// nothing; a peer that is really lost is reported by its transport.
+	to := c.group[peer]
+	if ts, ok := w.eps[to].(transport.TrySender); ok {
+		if sent, err := ts.TrySend(h, nil); sent || err != nil {
+			if err != nil {
+				w.log.Debug("runtime: a check frame was not sent", "rank", w.rank, "to", to, "err", err)
+			}
+			return
+		}
+	}
+	go func() {
+		if err := w.eps[to].Send(h, nil); err != nil {
+			w.log.Debug("runtime: a check frame was not sent", "rank", w.rank, "to", to, "err", err)
+		}
+	}()
 }
