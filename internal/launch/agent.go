@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,6 +71,7 @@ type agentMsg struct {
 	PID       int      `json:"pid,omitempty"`
 	Code      int      `json:"code,omitempty"`
 	Err       string   `json:"err,omitempty"`
+	CPUs      int      `json:"cpus,omitempty"` // in "started": the CPUs the agent's ranks may use
 }
 
 // authPurpose binds the agent handshake to its service.
@@ -90,28 +92,45 @@ func yamuxConfig() *yamux.Config {
 
 // The heartbeat of an agent's connection, on both ends: a ping every
 // second, each answered within pingTimeout; after pingMisses unanswered
-// pings in a row the peer is lost and the session closed. A silent peer
-// (a host cut off) is found within about 7 s; one stall of up to 6 s (a
-// host with far more runnable ranks than cores, where the peer's
-// goroutines wait for a core) is not mistaken for a lost host, which a
-// single 3 s ping timeout was at 64 ranks per host on 2 cores.
+// pings in a row the peer is lost and the session closed, so a silent peer
+// (a host cut off) is found within about 7 s. A miss does not count while
+// this process is itself starved of CPU — its own timers fire late (by
+// more than starvedBy): on a host with far more runnable ranks than cores
+// the peer's answer is then as late as our reading of it, and a busy host
+// is not a lost one (at 64 ranks per host on 2 cores a single 3 s timeout
+// took healthy hosts for lost). A host with more ranks than CPUs is given
+// more misses (lossMisses), up to maxMisses: about 30 s.
 const (
 	pingEvery   = time.Second
 	pingTimeout = 3 * time.Second
 	pingMisses  = 2
+	maxMisses   = 10
+	starvedBy   = 500 * time.Millisecond
 )
 
-// heartbeat pings sess until it closes, and closes it when the peer stops
-// answering, after setting silent.
-func heartbeat(sess *yamux.Session, silent *atomic.Bool) {
-	misses := 0
+// lossMisses is how many pings in a row a host with ranks ranks on cpus
+// CPUs may miss: pingMisses, times its oversubscription.
+func lossMisses(ranks, cpus int) int32 {
+	if cpus <= 0 || ranks <= cpus {
+		return pingMisses
+	}
+	return int32(min(pingMisses*((ranks+cpus-1)/cpus), maxMisses))
+}
+
+// heartbeat pings sess until it closes, and closes it when the peer missed
+// limit pings in a row, after setting silent.
+func heartbeat(sess *yamux.Session, silent *atomic.Bool, limit *atomic.Int32) {
+	misses := int32(0)
 	for {
+		t0 := time.Now()
 		select {
 		case <-sess.CloseChan():
 			return
 		case <-time.After(pingEvery):
 		}
+		late := time.Since(t0) > pingEvery+starvedBy
 		for {
+			t1 := time.Now()
 			_, err := sess.Ping()
 			if err == nil {
 				misses = 0
@@ -120,7 +139,11 @@ func heartbeat(sess *yamux.Session, silent *atomic.Bool) {
 			if !errors.Is(err, yamux.ErrTimeout) {
 				return // the session is closing
 			}
-			if misses++; misses >= pingMisses {
+			if late || time.Since(t1) > pingTimeout+starvedBy {
+				misses, late = 0, false // starved here: no evidence against the peer
+				continue
+			}
+			if misses++; misses >= max(limit.Load(), pingMisses) {
 				silent.Store(true)
 				sess.Close()
 				return
@@ -156,8 +179,9 @@ func RunAgent(in io.Reader, log *slog.Logger) error {
 		conn.Close()
 		return err
 	}
-	go heartbeat(sess, new(atomic.Bool))
 	a := &agent{cfg: cfg, sess: sess, log: log, procs: map[int]rankProc{}, stdins: map[int]*io.PipeWriter{}}
+	a.limit.Store(pingMisses)
+	go heartbeat(sess, new(atomic.Bool), &a.limit)
 	a.bind, _, _ = net.SplitHostPort(conn.LocalAddr().String())
 	return a.serve()
 }
@@ -175,6 +199,7 @@ type agent struct {
 	relay net.Listener // where this host's ranks reach the gatherer
 
 	gather *bootstrap.Gatherer // made at the first start; guarded by mu
+	limit  atomic.Int32        // pings gorun may miss in a row (heartbeat)
 
 	mu     sync.Mutex
 	procs  map[int]rankProc
@@ -284,13 +309,14 @@ func (a *agent) start(m agentMsg) {
 	}
 	a.mu.Lock()
 	a.procs[m.Rank] = p
+	a.limit.Store(lossMisses(len(a.procs), goruntime.NumCPU()))
 	a.mu.Unlock()
 	go func() { // the streams end with the rank's output
 		<-p.OutputDone()
 		out.Close()
 		errs.Close()
 	}()
-	a.send(agentMsg{Op: "started", Rank: m.Rank, PID: p.(*proc).pidNow()})
+	a.send(agentMsg{Op: "started", Rank: m.Rank, PID: p.(*proc).pidNow(), CPUs: goruntime.NumCPU()})
 }
 
 // reportExits sends every reaped rank's exit.

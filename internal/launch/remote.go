@@ -39,7 +39,8 @@ type agents struct {
 type agentConn struct {
 	host   string
 	sess   *yamux.Session
-	silent *atomic.Bool // set by the heartbeat when the agent stopped answering
+	silent *atomic.Bool  // set by the heartbeat when the agent stopped answering
+	limit  *atomic.Int32 // pings the agent may miss in a row: more on an oversubscribed host
 	ctl    net.Conn
 
 	encMu sync.Mutex
@@ -213,14 +214,15 @@ func (a *agents) accept(hosts []string, exited chan<- int) error {
 			c.Close()
 			continue
 		}
-		silent := new(atomic.Bool)
-		go heartbeat(sess, silent)
+		silent, limit := new(atomic.Bool), new(atomic.Int32)
+		limit.Store(pingMisses)
+		go heartbeat(sess, silent, limit)
 		ctl, err := sess.Accept()
 		if err != nil {
 			sess.Close()
 			return fmt.Errorf("launch: the agent on %s: %w", hosts[id], err)
 		}
-		ac := &agentConn{host: hosts[id], sess: sess, silent: silent, ctl: ctl, enc: json.NewEncoder(ctl),
+		ac := &agentConn{host: hosts[id], sess: sess, silent: silent, limit: limit, ctl: ctl, enc: json.NewEncoder(ctl),
 			procs: map[int]*remoteProc{}, started: map[int]chan agentMsg{}, exited: exited, out: a.out}
 		a.byHost[ac.host] = ac
 		go ac.read()
@@ -296,6 +298,9 @@ func (ac *agentConn) read() {
 		ac.mu.Lock()
 		switch m.Op {
 		case "started":
+			if m.Err == "" {
+				ac.limit.Store(lossMisses(len(ac.procs), m.CPUs))
+			}
 			if ch := ac.started[m.Rank]; ch != nil {
 				ch <- m
 				delete(ac.started, m.Rank)
@@ -331,7 +336,7 @@ func (ac *agentConn) read() {
 func (ac *agentConn) lostWhy(err error) string {
 	switch {
 	case ac.silent.Load():
-		return fmt.Sprintf("it answered no ping for %v", pingMisses*pingTimeout)
+		return fmt.Sprintf("it answered no ping for %v", time.Duration(ac.limit.Load())*pingTimeout)
 	case errors.Is(err, io.EOF), errors.Is(err, yamux.ErrSessionShutdown):
 		return "the agent or its host went away"
 	case errors.Is(err, yamux.ErrTimeout), errors.Is(err, yamux.ErrKeepAliveTimeout):
