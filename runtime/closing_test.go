@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -248,5 +250,48 @@ func TestSendToClosingRank(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// Close of a world on several nodes is a barrier that sends between nodes
+// only among the nodes' leaders (nodeAwareBarrier): still, no rank may
+// return from it before every rank entered it. The last rank to enter is
+// late on purpose, on a node of its own and on a shared one.
+func TestCloseNodeAware(t *testing.T) {
+	for _, tc := range []struct{ n, nodes, late int }{{7, 3, 0}, {7, 3, 6}, {9, 2, 4}, {5, 5, 2}} {
+		t.Run(fmt.Sprintf("np%d/nodes%d/late%d", tc.n, tc.nodes, tc.late), func(t *testing.T) {
+			cfg := runtime.Config{LocalNodes: tc.nodes}
+			comms, err := cfg.InitLocal(tc.n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var entered atomic.Bool
+			var wg sync.WaitGroup
+			errs := make(chan error, tc.n)
+			for r, c := range comms {
+				wg.Go(func() {
+					if err := c.Barrier(); err != nil { // builds nothing Close needs; just in step
+						errs <- err
+						return
+					}
+					if r == tc.late {
+						time.Sleep(50 * time.Millisecond)
+						entered.Store(true)
+					}
+					if err := c.Close(); err != nil {
+						errs <- fmt.Errorf("rank %d: Close: %w", r, err)
+						return
+					}
+					if !entered.Load() {
+						errs <- fmt.Errorf("rank %d returned from Close before rank %d entered it", r, tc.late)
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Collectives are built on the point-to-point engine, on the communicator's
@@ -308,7 +309,76 @@ func barrier(c *Comm, name string, kind collKind) error {
 	if c.ncState == ncReady {
 		return nil // the arrival in enter was the barrier
 	}
+	if kind == callClose && c.hierarchical() {
+		return k.end(nodeAwareBarrier(&k))
+	}
 	return k.end(dissemination(&k))
+}
+
+// nodeAwareBarrier is a barrier over c's own collective context that sends
+// between nodes only among the nodes' leaders (the lowest rank of c on each
+// node): a binomial fan-in to the leader inside each node, a dissemination
+// among the leaders, a binomial fan-out. Close uses it: a closing rank
+// sends nothing on other contexts (closing.go), so it cannot use the
+// sub-communicators of hier.go, and a dissemination over every rank would
+// open a channel to log2(n) ranks on other nodes per rank (channels are
+// made on first use), which at hundreds of ranks per node on few cores
+// takes longer than a connect may.
+func nodeAwareBarrier(k *coll) error {
+	c := k.c
+	var local, leaders []int // ranks of c on this node, and each node's lowest
+	seen := map[int]bool{}
+	me := c.Node(c.rank)
+	for q := range c.size {
+		nd := c.Node(q)
+		if nd == me {
+			local = append(local, q)
+		}
+		if !seen[nd] {
+			seen[nd] = true
+			leaders = append(leaders, q)
+		}
+	}
+	i := slices.Index(local, c.rank) // local[0] is this node's leader
+	n := len(local)
+	for mask := 1; mask < n; mask <<= 1 { // fan-in
+		if i&mask != 0 {
+			if err := k.send(local[i-mask], nil); err != nil {
+				return err
+			}
+			break
+		}
+		if i|mask < n {
+			if err := k.recv(local[i|mask], nil); err != nil {
+				return err
+			}
+		}
+	}
+	if i == 0 {
+		l, m := slices.Index(leaders, c.rank), len(leaders)
+		for d := 1; d < m; d <<= 1 {
+			if err := k.sendrecv(leaders[(l+d)%m], nil, leaders[(l-d+m)%m], nil); err != nil {
+				return err
+			}
+		}
+	}
+	top := 1 // fan-out, the fan-in reversed
+	for top < n {
+		top <<= 1
+	}
+	for mask := top >> 1; mask > 0; mask >>= 1 {
+		switch {
+		case i&(2*mask-1) == mask:
+			if err := k.recv(local[i-mask], nil); err != nil {
+				return err
+			}
+		case i&(2*mask-1) == 0 && i|mask < n:
+			if err := k.send(local[i|mask], nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func dissemination(k *coll) error {

@@ -9,7 +9,7 @@
 #                               memory and on TCP, Open MPI (vader, tcp) and
 #                               MPICH, from test/bench/compare.sh
 #                               (REPS, default 3; run.sh -n -t 0.1)
-#         docs/data/launch.tsv  launch time of a trivial job at np 16 64 128,
+#         docs/data/launch.tsv  launch time of a trivial job at np 16 64 128 256,
 #                               from test/bench/launch/launch.sh (HOSTS=0 REPS=1)
 # Without -run it only draws: go run ./test/bench/plot -data docs/data -out docs/img
 set -euo pipefail
@@ -29,8 +29,8 @@ if [ "${1:-}" = -run ]; then
 	} >docs/data/osu.tsv.new
 	mv docs/data/osu.tsv.new docs/data/osu.tsv
 
-	cmd="HOSTS=0 REPS=1 test/bench/launch/launch.sh 16 64 128"
-	OUT=$tmp/launch HOSTS=0 REPS=1 test/bench/launch/launch.sh 16 64 128 >&2
+	cmd="HOSTS=0 REPS=1 test/bench/launch/launch.sh 16 64 128 256"
+	OUT=$tmp/launch HOSTS=0 REPS=1 test/bench/launch/launch.sh 16 64 128 256 >&2
 	{
 		echo "# $cmd, $(date -u +%FT%TZ): its raw.tsv, wall seconds of Init, one Allreduce and Close (code $(git rev-parse --short HEAD))"
 		printf 'np\tlauncher\trep\tseconds\n'
