@@ -376,8 +376,10 @@ func mhStrangers(t *testing.T, c *vcluster.Cluster, silentAtAgents bool) {
 	} else {
 		knocks = append(knocks, mhKnock(t, c, "h2", agents, true))
 		open(gateAgents)
-		// Ranks 0 (h1) and 2 (h2) wait in their start-up for rank 3.
-		pids := mhRanks(t, g.mark, 3)
+		// Ranks 0 (h1) and 2 (h2) wait in their start-up for rank 3,
+		// whose script (counted: it has GORUN_RANK=3) waits for the gate:
+		// all four, or rank 0 may not have started yet.
+		pids := mhRanks(t, g.mark, 4)
 		if port, err := mhFindListener(gorunPID, func(a netip.Addr) bool { return a.IsUnspecified() }); err == nil && port != "" {
 			t.Errorf("gorun's agent port %s is still open after every agent connected", port)
 		}
