@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"fmt"
 	goruntime "runtime"
 	"sync/atomic"
 	"time"
@@ -147,11 +146,7 @@ func (nb *nodeBig) await(k *coll, one int, v uint64) error {
 		if err := w.err(); err != nil {
 			return err
 		}
-		if w.timeout > 0 && waited > w.timeout {
-			w.abort(fmt.Errorf("watchdog: collective on %s rank %d waited longer than %v", k.c.name, k.c.rank, w.timeout))
-			return w.err()
-		}
-		return nil
+		return k.watchdog(waited)
 	})
 }
 

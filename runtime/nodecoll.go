@@ -434,9 +434,8 @@ func (nc *nodeColl) await(k *coll, g uint64) error {
 				return err
 			}
 		}
-		if w.timeout > 0 && waited > w.timeout {
-			w.abort(fmt.Errorf("watchdog: collective on %s rank %d waited longer than %v", c.name, c.rank, w.timeout))
-			return w.err()
+		if err := k.watchdog(waited); err != nil {
+			return err
 		}
 		if waited > checked+stallAfter {
 			checked = waited
@@ -448,6 +447,17 @@ func (nc *nodeColl) await(k *coll, g uint64) error {
 		}
 		return nil
 	})
+}
+
+// watchdog aborts the world when a wait of call k on shared memory has
+// lasted longer than the world's Config.Timeout, and returns its error.
+func (k *coll) watchdog(waited time.Duration) error {
+	w := k.c.w
+	if w.timeout > 0 && waited > w.timeout {
+		w.abort(fmt.Errorf("watchdog: collective on %s rank %d waited longer than %v", k.c.name, k.c.rank, w.timeout))
+		return w.err()
+	}
+	return nil
 }
 
 // goneErr aborts the world if a rank that has not entered generation g of

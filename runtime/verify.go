@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorun-hpc/gorun/internal/transport"
 	"github.com/gorun-hpc/gorun/internal/wire"
 )
 
@@ -313,18 +312,10 @@ func (w *world) sendCheck(c *Comm, peer int, tag int32, word uint32, closedOnly 
 	// closed its world and said goodbye meanwhile (a slow rank's Close
 	// barrier stalls while faster ones are gone). A failed check fails
 	// nothing; a peer that is really lost is reported by its transport.
-	to := c.group[peer]
-	if ts, ok := w.eps[to].(transport.TrySender); ok {
-		if sent, err := ts.TrySend(h, nil); sent || err != nil {
-			if err != nil {
-				w.log.Debug("runtime: a check frame was not sent", "rank", w.rank, "to", to, "err", err)
-			}
-			return
-		}
-	}
-	go func() {
+	w.sendAsyncBy(c.group[peer], h, nil, func(to int, h wire.Header, _ []byte) error {
 		if err := w.eps[to].Send(h, nil); err != nil {
 			w.log.Debug("runtime: a check frame was not sent", "rank", w.rank, "to", to, "err", err)
 		}
-	}()
+		return nil
+	})
 }

@@ -368,17 +368,23 @@ const peerVerdict = 250 * time.Millisecond
 // from a goroutine of its own. Frames sent this way may overtake each
 // other. The frame owns payload.
 func (w *world) sendAsync(to int, h wire.Header, payload []byte) {
+	w.sendAsyncBy(to, h, payload, w.send)
+}
+
+// sendAsyncBy is sendAsync with send doing the sending that may block,
+// and reporting a failure (TrySend's, too) its own way.
+func (w *world) sendAsyncBy(to int, h wire.Header, payload []byte, send func(int, wire.Header, []byte) error) {
 	if ts, ok := w.eps[to].(transport.TrySender); ok {
 		sent, err := ts.TrySend(h, payload)
 		if sent {
 			return
 		}
 		if err != nil {
-			_ = w.send(to, h, payload) // reports the failure as send does
+			_ = send(to, h, payload) // reports the failure as send does
 			return
 		}
 	}
-	go func() { _ = w.send(to, h, payload) }()
+	go func() { _ = send(to, h, payload) }()
 }
 
 // close releases the transports. Callers have already synchronised the
