@@ -158,10 +158,10 @@ func (c *connector) accepted(nc net.Conn) {
 		c.l.Accept(int(peer), ch, err)
 	}
 	if err != nil || !taken {
-		conn.Close()
-		if err != nil {
+		if err != nil { // logged before the hang-up, as in tcp
 			c.t.log.Warn("shmring: dropped a connection", "rank", c.l.Self, "err", err)
 		}
+		conn.Close()
 	}
 }
 

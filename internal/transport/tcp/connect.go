@@ -131,11 +131,12 @@ func (c *connector) accepted(nc net.Conn) {
 		if taken {
 			c.l.Accept(int(peer), nil, err)
 		}
-		conn.Close()
+		// Log before hanging up, so whoever sees the hang-up finds the entry.
 		if err != nil {
 			c.t.log.Warn("tcp: dropped a connection that failed the handshake",
 				"rank", c.l.Self, "remote", remote, "err", err)
 		}
+		conn.Close()
 		return
 	}
 	conn.SetDeadline(time.Time{})
