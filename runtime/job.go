@@ -144,6 +144,7 @@ func (cfg *Config) joinJob(ctx context.Context, env *bootstrap.Env, client launc
 			return nil, fmt.Errorf("connecting to peers over TCP: %w", err)
 		}
 		merge(w.eps, eps)
+		w.sysPollers = append(w.sysPollers, tr)
 	}
 	w.eps[env.Rank] = inproc.NewLink(env.Rank, w)
 	w.closers = append(opened, client)

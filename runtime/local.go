@@ -166,6 +166,7 @@ func connectLocal(ws []*world, nodes []string, allow func(string) bool) (err err
 					return
 				}
 				merge(w.eps, eps)
+				w.sysPollers = append(w.sysPollers, trs[i])
 				w.closers = append(w.closers, trs[i])
 			}
 		})

@@ -54,8 +54,11 @@ type world struct {
 	cma  []atomic.Bool
 
 	// pollers are the transports a waiting caller polls itself before it
-	// parks (see pollWait); set before the world is used.
-	pollers []transport.Poller
+	// parks (see pollWait); set before the world is used. sysPollers make
+	// a system call per Poll (TCP): beside a cheaper poller they are
+	// polled every sysPollEvery rounds, so that waiting on a peer of the
+	// node does not pay a read(2) per look.
+	pollers, sysPollers []transport.Poller
 
 	// Flow control of eager messages (flow.go): the budget each peer's
 	// unconsumed eager messages may take here, what this rank may still

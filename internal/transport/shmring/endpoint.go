@@ -87,9 +87,9 @@ type endpoint struct {
 	// and pollErr.
 	tok     atomic.Uint32
 	pollErr error               // a frame a caller read broke the channel
+	failed  atomic.Bool         // pollErr is set: report it, however busy the callers
 	fbody   transport.BytesBody // the payload of the fast frame being handled
-	napC    chan struct{}       // wakes the receive goroutine from a nap; buffered
-	nap     *time.Timer         // times the receive goroutine's naps (poll.go); made on its first, then reused
+	nap     transport.Nap       // the receive goroutine's naps (poll.go)
 
 	rd   reader
 	body transport.StreamBody
@@ -99,10 +99,11 @@ func newEndpoint(t *Transport, ch *channel, h transport.Handler) *endpoint {
 	e := &endpoint{
 		t: t, self: t.cfg.Self, peer: ch.rank, conn: ch.conn, h: h,
 		in: ch.in, out: ch.out, spin: t.cfg.Spin,
-		done: make(chan struct{}), watchDone: make(chan struct{}), napC: make(chan struct{}, 1),
+		done: make(chan struct{}), watchDone: make(chan struct{}),
 	}
 	e.rd.e, e.rd.r = e, ch.in
 	e.body = transport.StreamBody{Stream: &e.rd, Wrap: e.payloadErr}
+	e.nap.Init()
 	return e
 }
 
@@ -347,10 +348,7 @@ func (e *endpoint) Close() error {
 
 func (e *endpoint) close() error {
 	e.closing.Store(true)
-	select {
-	case e.napC <- struct{}{}: // a napping receive goroutine reads the goodbye now
-	default:
-	}
+	e.nap.Kick() // a napping receive goroutine reads the goodbye now
 	if !e.wmu.TryLock() {
 		// A Send holds the lock, perhaps waiting for space: wake it so it
 		// sees closing and returns.
@@ -411,10 +409,7 @@ func (e *endpoint) kick(in, out bool) {
 		return
 	}
 	if in {
-		select {
-		case e.napC <- struct{}{}: // the receive goroutine's nap (poll.go)
-		default:
-		}
+		e.nap.Kick() // the receive goroutine's nap (poll.go)
 		e.in.kickConsumer()
 	}
 	if out {

@@ -3,6 +3,8 @@ package shmring
 import (
 	"runtime"
 	"time"
+
+	"github.com/gorun-hpc/gorun/internal/transport"
 )
 
 // Caller polling (transport.Poller).
@@ -25,27 +27,12 @@ import (
 // hand-back never happens in a ping-pong.
 const pollNap = time.Millisecond
 
-// The polls word of a Transport: the number of callers between BeginPoll and
-// EndPoll in the low 32 bits, and in the high 32 bits a generation that
-// every EndPoll(false) advances, so a receive goroutine can tell whether
-// anyone polled during its nap. One atomic add per call.
-const pollGen = 1 << 32
-
 // BeginPoll implements transport.Poller.
-func (t *Transport) BeginPoll() {
-	// seq-cst: a receive goroutine that loads polls after this sees the
-	// caller and stands aside; one that loaded it before holds the token
-	// at most until its ring is drained.
-	t.polls.Add(1)
-}
+func (t *Transport) BeginPoll() { t.polls.Begin() }
 
 // EndPoll implements transport.Poller.
 func (t *Transport) EndPoll(sleeping bool) {
-	if !sleeping {
-		t.polls.Add(pollGen - 1) // seq-cst: one caller less, one generation more
-		return
-	}
-	if uint32(t.polls.Add(^uint64(0))) == 0 { // seq-cst: one caller less
+	if t.polls.End(sleeping) {
 		for _, e := range t.polled() {
 			e.kick(true, false)
 		}
@@ -70,17 +57,6 @@ func (t *Transport) polled() []*endpoint {
 	return nil
 }
 
-// callersPoll reports whether a receive goroutine should stand aside: a
-// caller polls now, or one polled during the nap the goroutine just took
-// (napped; seen is the polls word it saw before it) and nobody kicked it
-// awake to take over.
-func (t *Transport) callersPoll(seen *uint64, napped, kicked bool) bool {
-	w := t.polls.Load() // seq-cst, see BeginPoll
-	recent := uint32(w) > 0 || (napped && !kicked && w>>32 != *seen>>32)
-	*seen = w
-	return recent
-}
-
 // poll handles the frames readable on e now, on the calling goroutine,
 // unless another goroutine reads e's ring.
 func (e *endpoint) poll() bool {
@@ -102,6 +78,9 @@ func (e *endpoint) poll() bool {
 		handled = true
 	}
 	failed := e.pollErr != nil
+	if failed {
+		e.failed.Store(true) // the receive goroutine stops standing aside
+	}
 	e.tok.Store(0) // release: hands rd and pollErr to the next holder
 	if failed {
 		e.kick(true, false)
@@ -114,35 +93,16 @@ func (e *endpoint) poll() bool {
 // the peer is gone and the ring drained.
 func (e *endpoint) turn() error {
 	rd := &e.rd
-	// One timer for every nap of the receive goroutine (the only caller):
-	// a fresh one per turn would allocate whenever callers poll.
-	defer func() {
-		if e.nap != nil {
-			e.nap.Stop()
-		}
-	}()
-	var seen uint64
-	napped, kicked := false, false
+	defer e.nap.Stop()
+	var aside transport.Aside
 	for {
-		stand := e.t.callersPoll(&seen, napped, kicked)
-		napped, kicked = false, false
-		if stand && !e.t.life.Killed.Load() && !e.gone.Load() && !e.closing.Load() {
+		if aside.Should(&e.t.polls) && !e.t.life.Killed.Load() && !e.gone.Load() && !e.closing.Load() && !e.failed.Load() {
 			// Stand aside, parked in the Go scheduler rather than in a
 			// futex, which would keep this goroutine's P (and with
 			// GOMAXPROCS=1 the polling caller) off the CPU until sysmon
 			// takes it back. rxSleep is clear, so producers do not ring;
 			// EndPoll(true), kill, Close and the liveness goroutine do.
-			if e.nap == nil {
-				e.nap = time.NewTimer(pollNap)
-			} else {
-				e.nap.Reset(pollNap)
-			}
-			napped = true
-			select {
-			case <-e.napC:
-				kicked = true
-			case <-e.nap.C:
-			}
+			aside.Nap(&e.nap, pollNap)
 			continue
 		}
 		if !e.tok.CompareAndSwap(0, 1) { // acquire, see poll

@@ -82,7 +82,7 @@ type Transport struct {
 	life transport.Life[*endpoint] // Connect, receive goroutines, Close
 
 	// Caller polling (poll.go).
-	polls   atomic.Uint64               // callers polling, and a generation (pollGen)
+	polls   transport.PollGate          // callers polling
 	pollEps atomic.Pointer[[]*endpoint] // replaced (copy on write) as channels are made
 
 	mu   sync.Mutex

@@ -92,6 +92,7 @@ func (c *connector) install(p int, conn *net.TCPConn, publish func(transport.Liv
 		if !publish(e) {
 			return nil, fmt.Errorf("rank %d has a connection already", p)
 		}
+		t.addPolled(e)
 		t.life.WG.Add(1)
 		go e.receive()
 		return []*endpoint{e}, nil

@@ -45,6 +45,7 @@ type endpoint struct {
 	wbroken bool // a Send was cut off mid-frame: the stream cannot be continued
 
 	closing atomic.Bool             // local Close or Transport.Close began: no PeerLost, Send fails
+	killed  atomic.Bool             // the connection was cut: a caller stops waiting mid-frame
 	peerBye atomic.Bool             // the peer's goodbye arrived
 	lost    atomic.Pointer[lostErr] // the connection broke; Send returns this
 
@@ -54,6 +55,17 @@ type endpoint struct {
 
 	rd   reader
 	body transport.StreamBody
+
+	// Caller polling (poll.go). tok is 1 while a goroutine reads the
+	// stream: it carries rd, body and pollErr from holder to holder.
+	tok     atomic.Int32
+	pollErr error       // a caller's read failed; the receive goroutine reports it
+	failed  atomic.Bool // pollErr is set
+	holding bool        // receive goroutine only: it holds tok
+	aside   bool        // receive goroutine only: waitFn gave way to callers
+	werr    error       // receive goroutine only: waitFn's read error
+	waitFn  func(uintptr) bool
+	nap     transport.Nap // the receive goroutine's naps while callers poll
 }
 
 type lostErr struct{ err error }
@@ -64,7 +76,9 @@ func newEndpoint(t *Transport, peer int, conn *net.TCPConn, h transport.Handler)
 		return nil, err
 	}
 	e := &endpoint{t: t, self: t.cfg.Self, peer: peer, conn: conn, h: h, done: make(chan struct{})}
-	e.rd.init(rc, t.cfg.Spin, &e.closing)
+	e.rd.init(rc, t.cfg.Spin, &e.closing, &e.killed)
+	e.waitFn = e.wait
+	e.nap.Init()
 	e.body = transport.StreamBody{Stream: &e.rd, Wrap: e.payloadErr}
 	return e, nil
 }
@@ -253,7 +267,7 @@ func (e *endpoint) close() error {
 	select {
 	case <-e.done:
 	case <-timer.C:
-		e.conn.Close()
+		e.kill()
 		<-e.done
 	}
 	timer.Stop()
@@ -264,7 +278,9 @@ func (e *endpoint) close() error {
 // kill closes the connection without a goodbye (Transport.Close).
 func (e *endpoint) kill() {
 	e.closing.Store(true)
+	e.killed.Store(true)
 	e.conn.Close()
+	e.kick()
 }
 
 // payloadErr is the error Body methods return when the stream fails under
@@ -278,6 +294,10 @@ func (e *endpoint) receive() {
 	defer e.t.life.WG.Done()
 	defer close(e.done)
 	err := e.receiveLoop()
+	// Keep the token for good: no caller reads this stream any more, so
+	// once done is closed no HandleFrame runs for this peer.
+	e.grab()
+	e.t.unpoll(e)
 	if err == nil {
 		// Orderly end: the peer said goodbye and closed its side. Answer
 		// with ours (unless our Close already did) so its Close returns
@@ -325,9 +345,9 @@ var (
 // receiveLoop reads and dispatches frames until the stream ends. It returns
 // nil for an orderly end (goodbye, then EOF) and otherwise why it ended.
 func (e *endpoint) receiveLoop() error {
-	rd, b := &e.rd, &e.body
+	rd := &e.rd
 	for {
-		if err := rd.ensure(wire.HeaderSize); err != nil {
+		if err := e.turn(); err != nil {
 			if err == io.EOF {
 				switch {
 				case rd.buffered() > 0:
@@ -339,27 +359,35 @@ func (e *endpoint) receiveLoop() error {
 			}
 			return streamErr(err)
 		}
-		h, err := wire.Decode(rd.buf[rd.r:rd.w])
-		if err != nil {
+		if err := e.frame(); err != nil {
 			return err
-		}
-		rd.r += wire.HeaderSize
-		if bye, err := transport.Goodbye(h, &e.peerBye); err != nil {
-			return err
-		} else if bye {
-			continue
-		}
-		b.Start(int(h.Len))
-		if herr := e.h.HandleFrame(e.peer, h, b); herr != nil {
-			if err := b.Err(); err != nil {
-				// The handler failed because the payload could not be
-				// read: the stream is the cause, not the handler.
-				return err
-			}
-			return fmt.Errorf("%w: %w", errHandlerFail, herr)
-		}
-		if err := b.Finish(); err != nil {
-			return streamErr(err)
 		}
 	}
+}
+
+// frame decodes the header buffered in rd and dispatches its frame; the
+// caller holds the token.
+func (e *endpoint) frame() error {
+	rd, b := &e.rd, &e.body
+	h, err := wire.Decode(rd.buf[rd.r:rd.w])
+	if err != nil {
+		return err
+	}
+	rd.r += wire.HeaderSize
+	if bye, err := transport.Goodbye(h, &e.peerBye); err != nil || bye {
+		return err
+	}
+	b.Start(int(h.Len))
+	if herr := e.h.HandleFrame(e.peer, h, b); herr != nil {
+		if err := b.Err(); err != nil {
+			// The handler failed because the payload could not be
+			// read: the stream is the cause, not the handler.
+			return err
+		}
+		return fmt.Errorf("%w: %w", errHandlerFail, herr)
+	}
+	if err := b.Finish(); err != nil {
+		return streamErr(err)
+	}
+	return nil
 }

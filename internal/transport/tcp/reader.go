@@ -2,12 +2,14 @@ package tcp
 
 import (
 	"io"
+	"net"
 	"os"
 	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/gorun-hpc/gorun/internal/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,11 +38,20 @@ const (
 // socket for a while (spin) before parking the goroutine in the netpoller,
 // and it can read large payloads straight into the caller's memory.
 //
-// It is used by the connection's receive goroutine only.
+// It is used by whoever holds the endpoint's token (poll.go): the receive
+// goroutine, which waits in the netpoller, or a caller inside Poll
+// (byCaller), which must not: the receive goroutine may be parked in
+// RawConn.Read holding the descriptor's read lock, so a caller reads
+// through RawConn.Control and waits for the rest of a frame with poll(2).
 type reader struct {
-	rc   syscall.RawConn
-	spin func() bool  // nil: never spin
-	stop *atomic.Bool // set when the connection is closing: stop spinning now
+	rc     syscall.RawConn
+	spin   func() bool  // nil: never spin
+	stop   *atomic.Bool // set when the connection is closing: stop spinning now
+	killed *atomic.Bool // set when the connection was cut: a caller stops waiting
+
+	byCaller bool // a caller in Poll reads (RawConn.Control, poll(2))
+	try      bool // byCaller: return with nothing rather than wait
+	pfd      [1]unix.PollFd
 
 	buf  []byte
 	r, w int   // buf[r:w] holds bytes read but not consumed
@@ -52,12 +63,18 @@ type reader struct {
 	n      int
 	rerr   error
 	readFn func(uintptr) bool
+	ctlFn  func(uintptr)
+	spinFn func(uintptr) bool // spinAgain
+	waitFn func(uintptr) bool // callerAgain
+	start  time.Time          // readFD: when the socket was first found empty
 }
 
-func (rd *reader) init(rc syscall.RawConn, spin func() bool, stop *atomic.Bool) {
-	rd.rc, rd.spin, rd.stop = rc, spin, stop
+func (rd *reader) init(rc syscall.RawConn, spin func() bool, stop, killed *atomic.Bool) {
+	rd.rc, rd.spin, rd.stop, rd.killed = rc, spin, stop, killed
 	rd.buf = make([]byte, bufSize)
 	rd.readFn = rd.poll
+	rd.ctlFn = rd.callerRead
+	rd.spinFn, rd.waitFn = rd.spinAgain, rd.callerAgain
 }
 
 func (rd *reader) buffered() int { return rd.w - rd.r }
@@ -69,7 +86,12 @@ func (rd *reader) readSome(p []byte) (int, error) {
 		return 0, rd.err
 	}
 	rd.dst, rd.n, rd.rerr = p, 0, nil
-	err := rd.rc.Read(rd.readFn)
+	var err error
+	if rd.byCaller {
+		err = rd.rc.Control(rd.ctlFn)
+	} else {
+		err = rd.rc.Read(rd.readFn)
+	}
 	rd.dst = nil
 	if err == nil {
 		err = rd.rerr
@@ -81,13 +103,13 @@ func (rd *reader) readSome(p []byte) (int, error) {
 	return rd.n, nil
 }
 
-// poll is the RawConn.Read callback: true when it read something or failed
-// for good, false to have the runtime park until the socket is readable.
-// Go keeps its sockets O_NONBLOCK, so unix.Read never blocks here. (A raw
+// readFD reads into rd.dst until it gets bytes or an error (true), or
+// again, called when the socket is empty, says to give up (false). Go
+// keeps its sockets O_NONBLOCK, so unix.Read never blocks here. (A raw
 // syscall, skipping the scheduler's entersyscall, was measured: spinning
 // between two processes got about 4x slower with it, so it is not used.)
-func (rd *reader) poll(fd uintptr) bool {
-	var start time.Time
+func (rd *reader) readFD(fd uintptr, again func(fd uintptr) bool) bool {
+	rd.start = time.Time{}
 	for {
 		n, err := unix.Read(int(fd), rd.dst)
 		switch err {
@@ -98,26 +120,96 @@ func (rd *reader) poll(fd uintptr) bool {
 			rd.n = n
 			return true
 		case unix.EINTR:
-			continue
 		case unix.EAGAIN:
-			if rd.spin == nil || rd.stop.Load() || !rd.spin() {
+			if !again(fd) {
 				return false
 			}
-			if start.IsZero() {
-				start = time.Now()
-			} else if time.Since(start) > spinBudget {
-				return false
-			}
-			// Yield the P between polls: a goroutine the handler just
-			// woke (the application waiting for this message) runs at
-			// once instead of after the budget. Measured faster even
-			// with nothing else to run.
-			runtime.Gosched()
 		default:
 			rd.rerr = os.NewSyscallError("read", err)
 			return true
 		}
 	}
+}
+
+// poll is the RawConn.Read callback of the receive goroutine: true when it
+// read something or failed for good, false to have the runtime park until
+// the socket is readable.
+func (rd *reader) poll(fd uintptr) bool { return rd.readFD(fd, rd.spinFn) }
+
+// spinAgain says whether the receive goroutine polls an empty socket
+// again: while Config.Spin says so, for up to spinBudget.
+func (rd *reader) spinAgain(uintptr) bool {
+	if rd.spin == nil || rd.stop.Load() || !rd.spin() {
+		return false
+	}
+	if rd.start.IsZero() {
+		rd.start = time.Now()
+	} else if time.Since(rd.start) > spinBudget {
+		return false
+	}
+	// Yield the P between polls: a goroutine the handler just woke (the
+	// application waiting for this message) runs at once instead of
+	// after the budget. Measured faster even with nothing else to run.
+	runtime.Gosched()
+	return true
+}
+
+// callerWait bounds one poll(2) of a caller waiting for the rest of a
+// frame, so that it notices a cut connection (killed).
+const callerWait = 10 // ms
+
+// callerRead is the RawConn.Control callback of a caller's read: like
+// poll, but it never parks in the netpoller. In try mode it returns with
+// nothing when the socket is empty; otherwise (the rest of a frame whose
+// start was read, so on its way) it yields for up to spinBudget, then waits
+// in poll(2).
+func (rd *reader) callerRead(fd uintptr) { rd.readFD(fd, rd.waitFn) }
+
+// callerAgain is callerRead's answer to an empty socket.
+func (rd *reader) callerAgain(fd uintptr) bool {
+	if rd.try {
+		return false
+	}
+	if rd.killed.Load() {
+		rd.rerr = net.ErrClosed
+		return false
+	}
+	if rd.start.IsZero() {
+		rd.start = time.Now()
+	}
+	if time.Since(rd.start) < spinBudget {
+		runtime.Gosched()
+		return true
+	}
+	rd.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	if _, err := unix.Poll(rd.pfd[:], callerWait); err != nil && err != unix.EINTR {
+		rd.rerr = os.NewSyscallError("poll", err)
+		return false
+	}
+	return true
+}
+
+// room makes space for n <= len(buf) more bytes after what is buffered,
+// moving it to the front if need be.
+func (rd *reader) room(n int) {
+	if rd.r == rd.w {
+		rd.r, rd.w = 0, 0
+	} else if rd.r+n > len(rd.buf) {
+		rd.w = copy(rd.buf, rd.buf[rd.r:rd.w])
+		rd.r = 0
+	}
+}
+
+// tryFill reads what the socket has now into buf without waiting (a caller
+// at a frame boundary), after making room for a header. It reports whether
+// it read anything.
+func (rd *reader) tryFill() (bool, error) {
+	rd.room(wire.HeaderSize)
+	rd.try = true
+	n, err := rd.readSome(rd.buf[rd.w:])
+	rd.try = false
+	rd.w += n
+	return n > 0, err
 }
 
 // fill reads more bytes into the free tail of buf. The caller makes sure
@@ -133,12 +225,7 @@ func (rd *reader) ensure(n int) error {
 	if rd.buffered() >= n {
 		return nil
 	}
-	if rd.r == rd.w {
-		rd.r, rd.w = 0, 0
-	} else if rd.r+n > len(rd.buf) {
-		rd.w = copy(rd.buf, rd.buf[rd.r:rd.w])
-		rd.r = 0
-	}
+	rd.room(n)
 	for rd.buffered() < n {
 		if err := rd.fill(); err != nil {
 			return err

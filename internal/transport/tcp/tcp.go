@@ -1,10 +1,13 @@
 // Package tcp is the TCP transport: one authenticated TCP connection per
 // pair of ranks, carrying wire frames with our own framing (no multiplexer),
-// and one receive goroutine per connection that can poll the socket instead
-// of parking in the netpoller while the runtime is waiting for a message.
+// and one receive goroutine per connection. The Transport is a
+// transport.Poller: a caller that waits reads the sockets itself (poll.go)
+// while the receive goroutines stand aside; when nobody polls, a receive
+// goroutine can spin on its socket instead of parking in the netpoller
+// while the runtime is waiting for a message (Config.Spin).
 //
 // The frame format, the handshake, the connection and goodbye rules and the
-// spin-then-park receive are described in docs/wire.md.
+// receive path are described in docs/wire.md.
 package tcp
 
 import (
@@ -13,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorun-hpc/gorun/internal/transport"
@@ -63,6 +67,11 @@ type Transport struct {
 	addr string
 
 	life transport.Life[*endpoint] // Connect, receive goroutines, Close
+
+	// Caller polling (poll.go).
+	polls    transport.PollGate          // callers polling
+	pollEps  atomic.Pointer[[]*endpoint] // copy on write, under mu
+	pollNext atomic.Uint32               // where the next Poll of many connections starts
 
 	mu   sync.Mutex
 	lazy *transport.Lazy[*net.TCPConn] // set by Connect

@@ -42,6 +42,42 @@ func TestConformance(t *testing.T) {
 	t.Run("Spin", func(t *testing.T) { transporttest.Run(t, pair(spinAlways)) })
 }
 
+// TestConformancePolled runs the suite while callers poll both sides
+// (transport.Poller) in bursts, as waiting runtime calls do.
+func TestConformancePolled(t *testing.T) {
+	transporttest.Run(t, func(t *testing.T, h0, h1 transport.Handler) (transport.Endpoint, transport.Endpoint, func()) {
+		ts := listenWorld(t, 2, nil)
+		eps := connectWorld(t, ts, []transport.Handler{h0, h1})
+		stop := make(chan struct{})
+		p0 := transporttest.Poll(ts[0], 2, 1, stop)
+		p1 := transporttest.Poll(ts[1], 2, 2, stop)
+		t.Cleanup(func() {
+			close(stop)
+			<-p0
+			<-p1
+		})
+		if err := eps[1][0].(transport.Opener).Open(); err != nil {
+			t.Fatal(err)
+		}
+		return eps[0][1], eps[1][0], func() { ts[1].Close() }
+	})
+}
+
+func TestPoller(t *testing.T) {
+	for _, spin := range []func() bool{nil, spinAlways} {
+		t.Run(fmt.Sprint("spin=", spin != nil), func(t *testing.T) {
+			transporttest.RunPoller(t, func(t *testing.T, h0, h1 transport.Handler) (transport.Endpoint, transport.Endpoint, transport.Poller) {
+				ts := listenWorld(t, 2, spin)
+				eps := connectWorld(t, ts, []transport.Handler{h0, h1})
+				if err := eps[1][0].(transport.Opener).Open(); err != nil {
+					t.Fatal(err)
+				}
+				return eps[0][1], eps[1][0], ts[1]
+			})
+		})
+	}
+}
+
 // listenWorld opens n transports (ranks 0..n-1) and closes them at cleanup.
 func listenWorld(t *testing.T, n int, spin func() bool) []*Transport {
 	t.Helper()
