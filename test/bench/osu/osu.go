@@ -1,5 +1,5 @@
 // Package osu is the shared harness of gorun's OSU-style micro-benchmarks
-// (test/bench/latency, bw, allreduce, bcast, barrier).
+// (test/bench/latency, bw, allreduce, bcast, barrier, allgather, alltoall).
 //
 // It replicates the method of the C programs in ../shared/bench/mpi
 // (bench.h) so that their numbers can be compared side by side: a timed

@@ -1,0 +1,14 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/gorun-hpc/gorun/test/bench/osu/osutest"
+)
+
+// TestRows also runs the check of the 64 KiB result, which exits on error.
+func TestRows(t *testing.T) {
+	for _, n := range []int{1, 2, 3} {
+		osutest.CheckRows(t, osutest.Run(t, n, true, run), "alltoall", "us", "8", "65536")
+	}
+}
