@@ -142,8 +142,15 @@ func Allgather[T Elem](c *Comm, send, recv []T) error {
 		return (*Comm)(nil).opErr("Allgather", NoPeer, local)
 	}
 	var k coll
-	if err := c.enter(&k, "Allgather", countedCall(callAllgather, 0, len(send), sizeOf[T]()), local); err != nil {
+	if err := c.begin(&k, "Allgather", countedCall(callAllgather, 0, len(send), sizeOf[T]())); err != nil {
 		return c.opErr("Allgather", NoPeer, err)
+	}
+	if nc := c.nodeColl(); nc != nil {
+		if done, err := allgatherNode(&k, nc, asBytes(send), asBytes(recv), local); done || err != nil {
+			return c.opErr("Allgather", NoPeer, err)
+		}
+	} else if local != nil {
+		k.err = newArgError(c.rank, local)
 	}
 	if k.err != nil {
 		recv = make([]T, c.size*len(send)) // recv does not fit; nothing of it is used
@@ -235,8 +242,15 @@ func Alltoall[T Elem](c *Comm, send, recv []T) error {
 		return (*Comm)(nil).opErr("Alltoall", NoPeer, local)
 	}
 	var k coll
-	if err := c.enter(&k, "Alltoall", countedCall(callAlltoall, 0, len(send), sizeOf[T]()), local); err != nil {
+	if err := c.begin(&k, "Alltoall", countedCall(callAlltoall, 0, len(send), sizeOf[T]())); err != nil {
 		return c.opErr("Alltoall", NoPeer, err)
+	}
+	if nc := c.nodeColl(); nc != nil {
+		if done, err := alltoallNode(&k, nc, asBytes(send), asBytes(recv), local); done || err != nil {
+			return c.opErr("Alltoall", NoPeer, err)
+		}
+	} else if local != nil {
+		k.err = newArgError(c.rank, local)
 	}
 	r, m := c.rank, len(send)/n
 	if k.err != nil {

@@ -204,3 +204,61 @@ func bcastBig(k *coll, nb *nodeBig, b []byte, root int) error {
 	}
 	return nil
 }
+
+// allgatherBig is the Allgather of send into recv through nb (see above).
+func allgatherBig(k *coll, nb *nodeBig, send, recv []byte) error {
+	me, n, m := k.c.rank, nb.n, len(send)
+	for lo := 0; lo < m; lo += nbChunk {
+		hi := min(lo+nbChunk, m)
+		p := nb.prog
+		// Every rank has copied out what this rank's area held.
+		if err := nb.await(k, -1, p); err != nil {
+			return err
+		}
+		copy(nb.area(me), send[lo:hi])
+		nb.say(me, p+1)
+		copy(recv[me*m+lo:me*m+hi], send[lo:hi])
+		if err := nb.await(k, -1, p+1); err != nil {
+			return err
+		}
+		// Starting at the next rank spreads the readers over the areas.
+		for i := 1; i < n; i++ {
+			r := (me + i) % n
+			copy(recv[r*m+lo:r*m+hi], nb.area(r))
+		}
+		nb.say(me, p+2)
+	}
+	return nil
+}
+
+// alltoallBig is the Alltoall of send into recv through nb (see above):
+// both hold n blocks of len(send)/n bytes.
+func alltoallBig(k *coll, nb *nodeBig, send, recv []byte) error {
+	me, n := k.c.rank, nb.n
+	b := len(send) / n
+	q := nbChunk / n &^ 63 // bytes of each block per chunk, whole cache lines
+	for lo := 0; lo < b; lo += q {
+		hi := min(lo+q, b)
+		p := nb.prog
+		if err := nb.await(k, -1, p); err != nil {
+			return err
+		}
+		area := nb.area(me)
+		for j := range n {
+			if j != me {
+				copy(area[j*q:], send[j*b+lo:j*b+hi])
+			}
+		}
+		nb.say(me, p+1)
+		copy(recv[me*b+lo:me*b+hi], send[me*b+lo:me*b+hi])
+		if err := nb.await(k, -1, p+1); err != nil {
+			return err
+		}
+		for i := 1; i < n; i++ {
+			r := (me + i) % n
+			copy(recv[r*b+lo:r*b+hi], nb.area(r)[me*q:])
+		}
+		nb.say(me, p+2)
+	}
+	return nil
+}

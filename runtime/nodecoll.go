@@ -527,3 +527,59 @@ func bcastNode(k *coll, nc *nodeColl, b []byte, root int, local error) (done boo
 	}
 	return true, nil
 }
+
+// allgatherNode is Allgather through c's segment: send of every rank lands
+// in recv, in rank order. Every Allgather on c arrives here; a block of up
+// to a slot travels in the arrival, a larger one through the large-call
+// segment (nodebig.go), or, where that could not be set up, on with
+// messages (done == false).
+func allgatherNode(k *coll, nc *nodeColl, send, recv []byte, local error) (done bool, err error) {
+	m := len(send)
+	small := m <= ncSlot
+	var data []byte
+	if small {
+		data = send
+	}
+	g, err := nc.arrive(k, data, local)
+	if err != nil {
+		return true, err
+	}
+	if !small {
+		if nb := nc.big(k.c); nb != nil {
+			return true, allgatherBig(k, nb, send, recv)
+		}
+		return false, nil
+	}
+	for r := range nc.n {
+		copy(recv[r*m:(r+1)*m], nc.data(r, g, m))
+	}
+	return true, nil
+}
+
+// alltoallNode is Alltoall through c's segment: block j of send (of len(send)/n
+// bytes) reaches block me of rank j's recv. Like allgatherNode, every
+// Alltoall on c arrives here; a send of up to a slot travels whole in the
+// arrival, a larger one through the large-call segment, or on with messages
+// (done == false).
+func alltoallNode(k *coll, nc *nodeColl, send, recv []byte, local error) (done bool, err error) {
+	small := len(send) <= ncSlot
+	var data []byte
+	if small {
+		data = send
+	}
+	g, err := nc.arrive(k, data, local)
+	if err != nil {
+		return true, err
+	}
+	if !small {
+		if nb := nc.big(k.c); nb != nil {
+			return true, alltoallBig(k, nb, send, recv)
+		}
+		return false, nil
+	}
+	b, me := len(send)/nc.n, nc.me
+	for r := range nc.n {
+		copy(recv[r*b:(r+1)*b], nc.data(r, g, len(send))[me*b:])
+	}
+	return true, nil
+}
