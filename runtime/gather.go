@@ -125,7 +125,10 @@ func gatherv[T Elem](k *coll, send, recv []T, counts, displs []int) error {
 //
 // Allgather is collective over c and blocking; every rank passes the same
 // len(send). It uses a ring: n-1 steps, each passing one block to the next
-// rank. Errors: ErrInvalid, returned by every rank, for a recv of the wrong
+// rank; on a one-node communicator, shared memory: blocks of up to 256
+// bytes travel in the collective segment, larger ones through a second
+// segment in chunks of 1 MiB (every rank copies its block in, then every
+// block out). Errors: ErrInvalid, returned by every rank, for a recv of the wrong
 // size on any rank; arguments that differ between ranks are ErrInvalid on
 // every rank of a one-node communicator, otherwise the cause of ErrAborted
 // on every rank; ErrAborted, ErrClosed.
@@ -223,7 +226,11 @@ func Scatter[T Elem](c *Comm, send, recv []T, root int) error {
 // multiple of Size(), the same on every rank.
 //
 // Alltoall is collective over c and blocking. It uses pairwise exchange:
-// in step s, rank r sends to r+s and receives from r-s. Errors: ErrInvalid,
+// in step s, rank r sends to r+s and receives from r-s; on a one-node
+// communicator, shared memory: a send of up to 256 bytes travels in the
+// collective segment, a larger one through a second segment in chunks
+// of 1 MiB (every rank copies its n blocks in, then its n blocks out).
+// Errors: ErrInvalid,
 // returned by every rank, for lengths that differ or do not divide by
 // Size() on any rank; lengths that differ between ranks are ErrInvalid on
 // every rank of a one-node communicator, otherwise the cause of ErrAborted

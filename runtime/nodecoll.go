@@ -28,11 +28,13 @@ import (
 // or saw an error in its own arguments (whose text it leaves in its slot)
 // makes every rank return the same ErrInvalid before any data moves.
 //
-// Barrier is the arrival alone. Bcast and Allreduce of up to 256 bytes put
-// their data in the line or a slot per rank and parity beside, so they too
-// cost one arrival; Allreduce folds the ranks' data in rank order, so every
-// rank computes the same bits. The other calls, and larger ones, go on with
-// messages once the arrival has shown that every rank agrees. A line or
+// Barrier is the arrival alone. Bcast and Allreduce of up to 256 bytes, and
+// Allgather and Alltoall of up to 256 bytes per rank, put their data in the
+// line or a slot per rank and parity beside, so they too cost one arrival;
+// Allreduce folds the ranks' data in rank order, so every rank computes the
+// same bits. Larger ones of these four go on through the large-call segment
+// (nodebig.go); the other calls go on with messages once the arrival has
+// shown that every rank agrees. A line or
 // slot is written again two calls later, when every rank has entered the
 // call in between and so finished reading it.
 //
