@@ -137,8 +137,9 @@
 // communicator whose ranks all share a node, every collective starts in a
 // segment the ranks map together, made on the first collective call (an
 // anonymous memfd: no name in /dev/shm, gone with the last rank); Barrier
-// and Bcast and Allreduce of up to 256 bytes complete there, and larger
-// Bcasts and Allreduces go through a second such segment in 1 MiB chunks.
+// and Bcast and Allreduce of up to 256 bytes (Allgather and Alltoall of up
+// to 256 bytes per rank) complete there, and larger ones of these four go
+// through a second such segment in 1 MiB chunks.
 //
 // A small Send, Recv, Barrier, Bcast or Allreduce allocates nothing of its
 // own: what allocates is timing, one channel for a wait that parks (every

@@ -125,7 +125,10 @@ func gatherv[T Elem](k *coll, send, recv []T, counts, displs []int) error {
 //
 // Allgather is collective over c and blocking; every rank passes the same
 // len(send). It uses a ring: n-1 steps, each passing one block to the next
-// rank. Errors: ErrInvalid, returned by every rank, for a recv of the wrong
+// rank; on a one-node communicator, shared memory: blocks of up to 256
+// bytes travel in the collective segment, larger ones through a second
+// segment in chunks of 1 MiB (every rank copies its block in, then every
+// block out). Errors: ErrInvalid, returned by every rank, for a recv of the wrong
 // size on any rank; arguments that differ between ranks are ErrInvalid on
 // every rank of a one-node communicator, otherwise the cause of ErrAborted
 // on every rank; ErrAborted, ErrClosed.
@@ -142,8 +145,15 @@ func Allgather[T Elem](c *Comm, send, recv []T) error {
 		return (*Comm)(nil).opErr("Allgather", NoPeer, local)
 	}
 	var k coll
-	if err := c.enter(&k, "Allgather", countedCall(callAllgather, 0, len(send), sizeOf[T]()), local); err != nil {
+	if err := c.begin(&k, "Allgather", countedCall(callAllgather, 0, len(send), sizeOf[T]())); err != nil {
 		return c.opErr("Allgather", NoPeer, err)
+	}
+	if nc := c.nodeColl(); nc != nil {
+		if done, err := allgatherNode(&k, nc, asBytes(send), asBytes(recv), local); done || err != nil {
+			return c.opErr("Allgather", NoPeer, err)
+		}
+	} else if local != nil {
+		k.err = newArgError(c.rank, local)
 	}
 	if k.err != nil {
 		recv = make([]T, c.size*len(send)) // recv does not fit; nothing of it is used
@@ -216,7 +226,11 @@ func Scatter[T Elem](c *Comm, send, recv []T, root int) error {
 // multiple of Size(), the same on every rank.
 //
 // Alltoall is collective over c and blocking. It uses pairwise exchange:
-// in step s, rank r sends to r+s and receives from r-s. Errors: ErrInvalid,
+// in step s, rank r sends to r+s and receives from r-s; on a one-node
+// communicator, shared memory: a send of up to 256 bytes travels in the
+// collective segment, a larger one through a second segment in chunks
+// of 1 MiB (every rank copies its n blocks in, then its n blocks out).
+// Errors: ErrInvalid,
 // returned by every rank, for lengths that differ or do not divide by
 // Size() on any rank; lengths that differ between ranks are ErrInvalid on
 // every rank of a one-node communicator, otherwise the cause of ErrAborted
@@ -235,8 +249,15 @@ func Alltoall[T Elem](c *Comm, send, recv []T) error {
 		return (*Comm)(nil).opErr("Alltoall", NoPeer, local)
 	}
 	var k coll
-	if err := c.enter(&k, "Alltoall", countedCall(callAlltoall, 0, len(send), sizeOf[T]()), local); err != nil {
+	if err := c.begin(&k, "Alltoall", countedCall(callAlltoall, 0, len(send), sizeOf[T]())); err != nil {
 		return c.opErr("Alltoall", NoPeer, err)
+	}
+	if nc := c.nodeColl(); nc != nil {
+		if done, err := alltoallNode(&k, nc, asBytes(send), asBytes(recv), local); done || err != nil {
+			return c.opErr("Alltoall", NoPeer, err)
+		}
+	} else if local != nil {
+		k.err = newArgError(c.rank, local)
 	}
 	r, m := c.rank, len(send)/n
 	if k.err != nil {

@@ -9,12 +9,13 @@ import (
 	"github.com/gorun-hpc/gorun/shm"
 )
 
-// Large Bcast and Allreduce through a second shared segment, on a
-// communicator whose ranks all run on one node.
+// Large Bcast, Allreduce, Allgather and Alltoall through a second shared
+// segment, on a communicator whose ranks all run on one node.
 //
-// Past the slot size of nodecoll.go, a Bcast or Allreduce used to go on
-// with messages: rings between pairs of ranks, a tree or a ring of steps,
-// each step a trip through a ring and, on an oversubscribed node, a wake-up.
+// Past the slot size of nodecoll.go, these calls used to go on with
+// messages: rings between pairs of ranks, a tree, a ring or pairwise
+// exchange of steps, each step a trip through a ring (with a background
+// goroutine copying) and, on an oversubscribed node, a wake-up.
 // Instead, the ranks share one more segment, set up (collectively, over
 // messages) by the first large call on the communicator: an area of
 // nbChunk bytes per rank, a result area of nbChunk bytes, and a progress
@@ -30,16 +31,27 @@ import (
 //   - Bcast: the root copies a chunk into the result area and says so;
 //     every other rank copies it out and says so; the root waits for
 //     every rank before it writes the next chunk.
+//   - Allgather: every rank copies a chunk of its block into its area and
+//     says so, waits for every rank, copies every rank's area out into its
+//     recv and says so. Alltoall is the same with n pieces per area: rank
+//     r's area holds a chunk of each of its n blocks, at nbChunk/n bytes
+//     apart, and rank j copies out piece j of every area. Both are copies
+//     of bytes, so a chunk may end inside an element.
 //
 // "Says so" is a store (release) of the rank's progress counter, which
 // every rank advances through the same sequence (the ranks agreed on the
 // call at the arrival), so each knows the value it waits for: prog, the
 // counter's value when the call began.
 //
-// Reuse: a rank writes its area only after every rank has passed the fold
-// that last read it, and the result area only after every rank has
-// reached the current counter value, which it stores only after it copied
-// the previous result out.
+// Reuse: a rank writes its area only after every rank has passed the last
+// read of it: in Allreduce the fold, which every rank has passed once this
+// rank saw every counter at p+2; in Allgather and Alltoall the copy-out,
+// which each rank follows with a store of p+2, so these two wait for every
+// counter to reach the current value before they write their area (at a
+// call's first chunk that holds already: every rank has entered the call,
+// so left the previous one). The result area is written only after every
+// rank has reached the current counter value, which it stores only after
+// it copied the previous result out.
 //
 //	offset              size        what
 //	64·r                8           rank r's progress counter
@@ -201,6 +213,64 @@ func bcastBig(k *coll, nb *nodeBig, b []byte, root int) error {
 		}
 		copy(chunk, nb.result())
 		nb.say(me, p+1)
+	}
+	return nil
+}
+
+// allgatherBig is the Allgather of send into recv through nb (see above).
+func allgatherBig(k *coll, nb *nodeBig, send, recv []byte) error {
+	me, n, m := k.c.rank, nb.n, len(send)
+	for lo := 0; lo < m; lo += nbChunk {
+		hi := min(lo+nbChunk, m)
+		p := nb.prog
+		// Every rank has copied out what this rank's area held.
+		if err := nb.await(k, -1, p); err != nil {
+			return err
+		}
+		copy(nb.area(me), send[lo:hi])
+		nb.say(me, p+1)
+		copy(recv[me*m+lo:me*m+hi], send[lo:hi])
+		if err := nb.await(k, -1, p+1); err != nil {
+			return err
+		}
+		// Starting at the next rank spreads the readers over the areas.
+		for i := 1; i < n; i++ {
+			r := (me + i) % n
+			copy(recv[r*m+lo:r*m+hi], nb.area(r))
+		}
+		nb.say(me, p+2)
+	}
+	return nil
+}
+
+// alltoallBig is the Alltoall of send into recv through nb (see above):
+// both hold n blocks of len(send)/n bytes.
+func alltoallBig(k *coll, nb *nodeBig, send, recv []byte) error {
+	me, n := k.c.rank, nb.n
+	b := len(send) / n
+	q := nbChunk / n &^ 63 // bytes of each block per chunk, whole cache lines
+	for lo := 0; lo < b; lo += q {
+		hi := min(lo+q, b)
+		p := nb.prog
+		if err := nb.await(k, -1, p); err != nil {
+			return err
+		}
+		area := nb.area(me)
+		for j := range n {
+			if j != me {
+				copy(area[j*q:], send[j*b+lo:j*b+hi])
+			}
+		}
+		nb.say(me, p+1)
+		copy(recv[me*b+lo:me*b+hi], send[me*b+lo:me*b+hi])
+		if err := nb.await(k, -1, p+1); err != nil {
+			return err
+		}
+		for i := 1; i < n; i++ {
+			r := (me + i) % n
+			copy(recv[r*b+lo:r*b+hi], nb.area(r)[me*q:])
+		}
+		nb.say(me, p+2)
 	}
 	return nil
 }

@@ -1,8 +1,11 @@
 package runtime_test
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/gorun-hpc/gorun/runtime"
@@ -112,3 +115,235 @@ func TestNodeBig(t *testing.T) {
 
 // affine is the map x ↦ A·x + B.
 type affine struct{ A, B float64 }
+
+func init() {
+	ranktest.Register("node-big-movement", func(c *runtime.Comm) error { return nodeBigMovement(c, true) })
+}
+
+// Large Allgather and Alltoall on one node go through the large-call segment
+// too (nodebig.go), and small ones travel in the arrival (nodecoll.go).
+// Checked against the naive model on seeded random input, with sizes below,
+// at and above a slot and a chunk, elements of 12 bytes (so that chunks end
+// inside elements), calls made twice back to back and a large Bcast in
+// between (which catch an area reused too early), at 1..9 goroutine ranks
+// and 3 and 4 processes.
+func TestNodeBigMovement(t *testing.T) {
+	for np := 1; np <= 9; np++ {
+		t.Run(fmt.Sprint("np", np), func(t *testing.T) {
+			cfg := ranktest.Config{Runtime: runtime.Config{Transports: []string{"self", "shm"}}}
+			cfg.Run(t, np, func(t testing.TB, c *runtime.Comm) {
+				if err := nodeBigMovement(c, np <= 3); err != nil {
+					t.Fatalf("rank %d: %v", c.Rank(), err)
+				}
+			})
+		})
+	}
+}
+
+func TestNodeBigMovementProcesses(t *testing.T) {
+	for _, np := range []int{3, 4} {
+		t.Run(fmt.Sprint("np", np), func(t *testing.T) {
+			ranktest.Spawn(t, np, "node-big-movement")
+		})
+	}
+}
+
+// nodeBigMovement runs the checks of TestNodeBigMovement on c; full adds
+// sizes just below and at a chunk and of several chunks.
+func nodeBigMovement(c *runtime.Comm, full bool) error {
+	const chunk = 1 << 20
+	n := c.Size()
+	q := chunk / n &^ 63 // bytes of a pair's block in one Alltoall chunk
+	agBytes := []int{1, 256, 257, chunk + 1}
+	agTrip := []int{21, 22, chunk/12 + 1}          // 252 B, 264 B, across a chunk
+	aaBytes := []int{1, 256 / n, 256/n + 1, q + 1} // per pair
+	aaTrip := []int{1, q/12 + 1}
+	if full {
+		agBytes = append(agBytes, 255, chunk-1, chunk, 2*chunk+7)
+		agTrip = append(agTrip, chunk/12, 3*(chunk/12+1)+1)
+		aaBytes = append(aaBytes, q-1, q, 3*q+5)
+		aaTrip = append(aaTrip, 1000, 2*q/12+3)
+	}
+	for i, m := range agBytes {
+		if err := movementCase(c, uint64(10+i), m, m, 1, rawBytes); err != nil {
+			return err
+		}
+	}
+	for i, m := range agTrip {
+		if err := movementCase(c, uint64(30+i), m, 1, 12, tripsOf); err != nil {
+			return err
+		}
+	}
+	for i, k := range aaBytes {
+		if err := movementCase(c, uint64(50+i), 1, k, 1, rawBytes); err != nil {
+			return err
+		}
+	}
+	for i, k := range aaTrip {
+		if err := movementCase(c, uint64(70+i), 1, k, 12, tripsOf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// movementCase checks two Allgathers of m elements per rank back to back,
+// a large Bcast, and two Alltoalls of k elements per pair back to back.
+// Rank r's Allgather block is input(seed, r, m); block j of its Alltoall
+// send is input(seed, n·r+j+n, k).
+func movementCase[T comparable](c *runtime.Comm, seed uint64, m, k int, size int, conv func([]byte) []T) error {
+	n, me := c.Size(), c.Rank()
+	input := func(seed uint64, r, m int) []T {
+		var key [32]byte
+		key[0], key[1], key[2] = byte(seed), byte(r), byte(r>>8)
+		b := make([]byte, m*size)
+		rand.NewChaCha8(key).Read(b)
+		return conv(b)
+	}
+	check := func(what string, got, want []T, from int) error {
+		for i := range want {
+			if got[i] != want[i] {
+				return fmt.Errorf("%s (seed %d, m %d, k %d): element %d of rank %d's block is %v, want %v", what, seed, m, k, i, from, got[i], want[i])
+			}
+		}
+		return nil
+	}
+	var ag [2][]T
+	for i := range ag {
+		ag[i] = make([]T, n*m)
+		if err := runtime.Allgather(c, input(seed+uint64(i)<<8, me, m), ag[i]); err != nil {
+			return fmt.Errorf("Allgather of %d: %w", m, err)
+		}
+	}
+	for i := range ag {
+		for r := range n {
+			if err := check("Allgather", ag[i][r*m:(r+1)*m], input(seed+uint64(i)<<8, r, m), r); err != nil {
+				return err
+			}
+		}
+	}
+	bc := make([]byte, 300_000+int(seed))
+	if me == n-1 {
+		for i := range bc {
+			bc[i] = byte(i*7) ^ byte(seed)
+		}
+	}
+	if err := runtime.Bcast(c, bc, n-1); err != nil {
+		return fmt.Errorf("Bcast between: %w", err)
+	}
+	for i, v := range bc {
+		if v != byte(i*7)^byte(seed) {
+			return fmt.Errorf("Bcast between (seed %d): byte %d is %d", seed, i, v)
+		}
+	}
+	var aa [2][]T
+	for i := range aa {
+		send := make([]T, 0, n*k)
+		for j := range n {
+			send = append(send, input(seed+uint64(i)<<8, n*me+j+n, k)...)
+		}
+		aa[i] = make([]T, n*k)
+		if err := runtime.Alltoall(c, send, aa[i]); err != nil {
+			return fmt.Errorf("Alltoall of %d: %w", k, err)
+		}
+	}
+	for i := range aa {
+		for r := range n {
+			if err := check("Alltoall", aa[i][r*k:(r+1)*k], input(seed+uint64(i)<<8, n*r+me+n, k), r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func rawBytes(b []byte) []byte { return b }
+
+// tripsOf reads b as triples of int32: elements of 12 bytes.
+func tripsOf(b []byte) [][3]int32 {
+	v := make([][3]int32, len(b)/12)
+	for i := range v {
+		for j := range 3 {
+			v[i][j] = int32(binary.LittleEndian.Uint32(b[12*i+4*j:]))
+		}
+	}
+	return v
+}
+
+// A large Allgather or Alltoall with a count that differs on one rank, or a
+// recv of the wrong size, is the same ErrInvalid on every rank before any
+// data moves (no recv is written), and the communicator goes on working.
+func TestNodeBigMismatch(t *testing.T) {
+	const m = 200_000
+	for _, tc := range []struct {
+		name, says string
+		call       func(c *runtime.Comm, bad bool, recv []int32) error
+	}{
+		{"allgather-count", "different counts", func(c *runtime.Comm, bad bool, recv []int32) error {
+			k := m
+			if bad {
+				k--
+			}
+			return runtime.Allgather(c, make([]int32, k), recv[:c.Size()*k])
+		}},
+		{"allgather-recv", "recv has", func(c *runtime.Comm, bad bool, recv []int32) error {
+			recv = recv[:c.Size()*m]
+			if bad {
+				recv = recv[:len(recv)-1]
+			}
+			return runtime.Allgather(c, make([]int32, m), recv)
+		}},
+		{"alltoall-count", "different counts", func(c *runtime.Comm, bad bool, recv []int32) error {
+			k := c.Size() * m
+			if bad {
+				k -= c.Size()
+			}
+			return runtime.Alltoall(c, make([]int32, k), recv[:k])
+		}},
+	} {
+		for _, np := range []int{2, 3, 4} {
+			t.Run(fmt.Sprintf("%s/np%d", tc.name, np), func(t *testing.T) {
+				causes := make([]string, np)
+				cfg := ranktest.Config{Runtime: runtime.Config{Transports: []string{"self", "shm"}}}
+				cfg.Run(t, np, func(t testing.TB, c *runtime.Comm) {
+					me := c.Rank()
+					recv := make([]int32, np*m)
+					for i := range recv {
+						recv[i] = -1
+					}
+					err := tc.call(c, me == np-1, recv)
+					if !errors.Is(err, runtime.ErrInvalid) {
+						t.Fatalf("rank %d: %s: err = %v, want ErrInvalid", me, tc.name, err)
+					}
+					var oe *runtime.OpError
+					if !errors.As(err, &oe) {
+						t.Fatalf("rank %d: %v is not an *OpError", me, err)
+					}
+					causes[me] = oe.Err.Error()
+					for i, v := range recv {
+						if v != -1 {
+							t.Fatalf("rank %d: %s: the failed call wrote element %d of recv", me, tc.name, i)
+						}
+					}
+					send := make([]int32, m)
+					for i := range send {
+						send[i] = int32(me*m + i)
+					}
+					if err := runtime.Allgather(c, send, recv); err != nil {
+						t.Fatalf("rank %d: Allgather after the error: %v", me, err)
+					}
+					for i, v := range recv {
+						if v != int32(i) {
+							t.Fatalf("rank %d: Allgather after the error: element %d is %d", me, i, v)
+						}
+					}
+				})
+				for r, cause := range causes {
+					if cause != causes[0] || !strings.Contains(cause, tc.says) || !strings.Contains(cause, fmt.Sprint("rank ", np-1)) {
+						t.Fatalf("rank %d's error %q: want the same on every rank, naming rank %d and %q (rank 0: %q)", r, cause, np-1, tc.says, causes[0])
+					}
+				}
+			})
+		}
+	}
+}

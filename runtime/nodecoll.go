@@ -28,11 +28,13 @@ import (
 // or saw an error in its own arguments (whose text it leaves in its slot)
 // makes every rank return the same ErrInvalid before any data moves.
 //
-// Barrier is the arrival alone. Bcast and Allreduce of up to 256 bytes put
-// their data in the line or a slot per rank and parity beside, so they too
-// cost one arrival; Allreduce folds the ranks' data in rank order, so every
-// rank computes the same bits. The other calls, and larger ones, go on with
-// messages once the arrival has shown that every rank agrees. A line or
+// Barrier is the arrival alone. Bcast and Allreduce of up to 256 bytes, and
+// Allgather and Alltoall of up to 256 bytes per rank, put their data in the
+// line or a slot per rank and parity beside, so they too cost one arrival;
+// Allreduce folds the ranks' data in rank order, so every rank computes the
+// same bits. Larger ones of these four go on through the large-call segment
+// (nodebig.go); the other calls go on with messages once the arrival has
+// shown that every rank agrees. A line or
 // slot is written again two calls later, when every rank has entered the
 // call in between and so finished reading it.
 //
@@ -524,6 +526,62 @@ func bcastNode(k *coll, nc *nodeColl, b []byte, root int, local error) (done boo
 	}
 	if k.c.rank != root {
 		copy(b, nc.data(root, g, len(b)))
+	}
+	return true, nil
+}
+
+// allgatherNode is Allgather through c's segment: send of every rank lands
+// in recv, in rank order. Every Allgather on c arrives here; a block of up
+// to a slot travels in the arrival, a larger one through the large-call
+// segment (nodebig.go), or, where that could not be set up, on with
+// messages (done == false).
+func allgatherNode(k *coll, nc *nodeColl, send, recv []byte, local error) (done bool, err error) {
+	m := len(send)
+	small := m <= ncSlot
+	var data []byte
+	if small {
+		data = send
+	}
+	g, err := nc.arrive(k, data, local)
+	if err != nil {
+		return true, err
+	}
+	if !small {
+		if nb := nc.big(k.c); nb != nil {
+			return true, allgatherBig(k, nb, send, recv)
+		}
+		return false, nil
+	}
+	for r := range nc.n {
+		copy(recv[r*m:(r+1)*m], nc.data(r, g, m))
+	}
+	return true, nil
+}
+
+// alltoallNode is Alltoall through c's segment: block j of send (of len(send)/n
+// bytes) reaches block me of rank j's recv. Like allgatherNode, every
+// Alltoall on c arrives here; a send of up to a slot travels whole in the
+// arrival, a larger one through the large-call segment, or on with messages
+// (done == false).
+func alltoallNode(k *coll, nc *nodeColl, send, recv []byte, local error) (done bool, err error) {
+	small := len(send) <= ncSlot
+	var data []byte
+	if small {
+		data = send
+	}
+	g, err := nc.arrive(k, data, local)
+	if err != nil {
+		return true, err
+	}
+	if !small {
+		if nb := nc.big(k.c); nb != nil {
+			return true, alltoallBig(k, nb, send, recv)
+		}
+		return false, nil
+	}
+	b, me := len(send)/nc.n, nc.me
+	for r := range nc.n {
+		copy(recv[r*b:(r+1)*b], nc.data(r, g, len(send))[me*b:])
 	}
 	return true, nil
 }
