@@ -347,3 +347,42 @@ func TestNodeBigMismatch(t *testing.T) {
 		}
 	}
 }
+
+// hugeElem is an element larger than the large-call segment's chunk.
+type hugeElem [1<<17 + 1]float64
+
+// An Allreduce whose element does not fit a chunk goes on with messages
+// (it used to loop forever: a chunk held no whole element).
+func TestNodeBigHugeElement(t *testing.T) {
+	add, err := runtime.NewOp[hugeElem]("add", func(acc, in []hugeElem) {
+		for i := range acc {
+			for j := range acc[i] {
+				acc[i][j] += in[i][j]
+			}
+		}
+	}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer add.Free()
+	cfg := ranktest.Config{Runtime: runtime.Config{Transports: []string{"self", "shm"}}}
+	cfg.Run(t, 3, func(t testing.TB, c *runtime.Comm) {
+		send := make([]hugeElem, 2)
+		for i := range send {
+			for j := range send[i] {
+				send[i][j] = float64(c.Rank()*7 + i + j%5)
+			}
+		}
+		got := make([]hugeElem, 2)
+		if err := runtime.Allreduce(c, send, got, add); err != nil {
+			t.Fatalf("rank %d: %v", c.Rank(), err)
+		}
+		for i := range got {
+			for j := range got[i] {
+				if want := float64((0+1+2)*7 + 3*(i+j%5)); got[i][j] != want {
+					t.Fatalf("rank %d: element %d[%d] = %v, want %v", c.Rank(), i, j, got[i][j], want)
+				}
+			}
+		}
+	})
+}

@@ -491,6 +491,11 @@ func allreduceNode[T Elem](k *coll, nc *nodeColl, acc []T, f func(dst, src []T),
 		return true, err
 	}
 	if data == nil {
+		// An element larger than a chunk (every rank agrees on its size
+		// at the arrival) goes on with messages.
+		if sizeOf[T]() > nbChunk {
+			return false, nil
+		}
 		if nb := nc.big(k.c); nb != nil {
 			return true, allreduceBig(k, nb, acc, f)
 		}
