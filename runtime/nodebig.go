@@ -21,13 +21,21 @@ import (
 // nbChunk bytes per rank, a result area of nbChunk bytes, and a progress
 // line per rank. The data moves in chunks of at most nbChunk bytes:
 //
-//   - Allreduce: every rank copies its chunk into its area and says so;
-//     then rank r folds its share of the chunk (an nth of the elements)
-//     over all areas in rank order into the result area, and says so; then
-//     every rank copies the whole result out. Two waits per chunk, no
-//     matter how many ranks, and every element is combined once, in rank
-//     order, so every rank gets the same bits (also for a user op that does
-//     not commute).
+//   - Allreduce: rank r owns a share of each chunk (an nth of its
+//     elements). Every rank copies its chunk, but for its own share, into
+//     its area and says so; then rank r folds its share over all areas in
+//     rank order, taking its own contribution from its send buffer, straight
+//     into its recv, copies the folded share into the result area, and says
+//     so; then every rank copies the other shares out of the result area.
+//     Two waits per chunk, no matter how many ranks. A rank goes over 3-1/n
+//     chunks' worth of data (copy-in and copy-out of the others' shares,
+//     the fold of n contributions to its own, its publication) where
+//     copying send to recv, the whole chunk in and the whole result out
+//     went over 4 (issue 11: 1 MiB at np 2 down by a fifth). Every element
+//     is combined once, in rank order, so every rank gets the same bits
+//     (also for a user op that does not commute). In place (send is recv,
+//     whose share the fold overwrites) a rank copies its whole chunk in
+//     and folds from the areas alone.
 //   - Bcast: the root copies a chunk into the result area and says so;
 //     every other rank copies it out and says so; the root waits for
 //     every rank before it writes the next chunk.
@@ -162,33 +170,59 @@ func (nb *nodeBig) await(k *coll, one int, v uint64) error {
 	})
 }
 
-// allreduceBig is the Allreduce of acc through nb (see above); f folds its
-// second argument into its first.
-func allreduceBig[T Elem](k *coll, nb *nodeBig, acc []T, f func(dst, src []T)) error {
+// allreduceBig is the Allreduce of send into recv through nb (see above);
+// f folds its second argument into its first.
+func allreduceBig[T Elem](k *coll, nb *nodeBig, send, recv []T, f func(dst, src []T)) error {
 	me, n := k.c.rank, nb.n
+	// own: this rank folds its share from send itself, which the fold into
+	// recv would overwrite if they shared memory. An overlap that is not
+	// in place (send is recv) would let a chunk's result overwrite a later
+	// chunk's input: reduce a copy in place instead.
+	own := !overlaps(asBytes(send), asBytes(recv))
+	if !own && &send[0] != &recv[0] {
+		copy(recv, send)
+		send = recv
+	}
 	per := nbChunk / sizeOf[T]()
-	for lo := 0; lo < len(acc); lo += per {
-		chunk := acc[lo:min(lo+per, len(acc))]
-		m := len(chunk)
+	for lo := 0; lo < len(send); lo += per {
+		hi := min(lo+per, len(send))
+		in, out, m := send[lo:hi], recv[lo:hi], hi-lo
+		a, b := me*m/n, (me+1)*m/n
 		p := nb.prog
-		copy(fromBytes[T](nb.area(me)), chunk)
+		mine := fromBytes[T](nb.area(me))
+		if own {
+			// The others read every share of this rank's area but its own.
+			copy(mine[:a], in[:a])
+			copy(mine[b:m], in[b:])
+		} else {
+			copy(mine[:m], in)
+		}
 		nb.say(me, p+1)
 		if err := nb.await(k, -1, p+1); err != nil {
 			return err
 		}
-		a, b := me*m/n, (me+1)*m/n
 		if a < b {
-			res := fromBytes[T](nb.result())[a:b]
-			copy(res, fromBytes[T](nb.area(0))[a:b])
-			for r := 1; r < n; r++ {
-				f(res, fromBytes[T](nb.area(r))[a:b])
+			dst := out[a:b]
+			for r := range n {
+				src := fromBytes[T](nb.area(r))[a:b]
+				if r == me && own {
+					src = in[a:b]
+				}
+				if r == 0 {
+					copy(dst, src)
+				} else {
+					f(dst, src)
+				}
 			}
+			copy(fromBytes[T](nb.result())[a:b], dst)
 		}
 		nb.say(me, p+2)
 		if err := nb.await(k, -1, p+2); err != nil {
 			return err
 		}
-		copy(chunk, fromBytes[T](nb.result()))
+		res := fromBytes[T](nb.result())
+		copy(out[:a], res[:a])
+		copy(out[b:m], res[b:m])
 	}
 	return nil
 }

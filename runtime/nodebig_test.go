@@ -13,12 +13,37 @@ import (
 )
 
 // Large Bcast and Allreduce on one node go through the large-call segment
-// (nodebig.go): chunked, every rank folding its share in rank order. Checked
+// (nodebig.go): chunked, every rank folding its share in rank order, its own
+// contribution straight from send unless the call is in place. Checked
 // against a naive fold of seeded random inputs, with sizes around the chunk
 // size, every root, a user op that does not commute (which catches a fold
-// out of rank order) and calls of other sizes in between (which catch an
-// area reused too early).
+// out of rank order), calls in place and with send and recv overlapping
+// (which catch a share read after the fold overwrote it) and calls of other
+// sizes in between (which catch an area reused too early), at goroutine
+// ranks and process ranks.
 func TestNodeBig(t *testing.T) {
+	for _, np := range []int{1, 2, 3, 5} {
+		t.Run(fmt.Sprint("np", np), func(t *testing.T) {
+			cfg := ranktest.Config{Runtime: runtime.Config{Transports: []string{"self", "shm"}}}
+			cfg.Run(t, np, func(t testing.TB, c *runtime.Comm) {
+				if err := nodeBig(c); err != nil {
+					t.Fatal(err)
+				}
+			})
+		})
+	}
+}
+
+func TestNodeBigProcesses(t *testing.T) {
+	for _, np := range []int{2, 4} {
+		t.Run(fmt.Sprint("np", np), func(t *testing.T) {
+			ranktest.Spawn(t, np, "node-big")
+		})
+	}
+}
+
+// nodeBig runs the checks of TestNodeBig on c.
+func nodeBig(c *runtime.Comm) error {
 	const chunk = 1 << 20 / 8 // float64s per chunk
 	counts := []int{33, chunk - 1, chunk, chunk + 3, 3*chunk + 17}
 	// Composing affine maps is associative and does not commute: the
@@ -29,94 +54,110 @@ func TestNodeBig(t *testing.T) {
 		}
 	}, false)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer compose.Free()
-	for _, np := range []int{1, 2, 3, 5} {
-		t.Run(fmt.Sprint("np", np), func(t *testing.T) {
-			cfg := ranktest.Config{Runtime: runtime.Config{Transports: []string{"self", "shm"}}}
-			cfg.Run(t, np, func(t testing.TB, c *runtime.Comm) {
-				me := c.Rank()
-				input := func(r, n, seed int) []float64 {
-					rng := rand.New(rand.NewPCG(uint64(r), uint64(seed)))
-					v := make([]float64, n)
-					for i := range v {
-						v[i] = float64(rng.IntN(1000))
-					}
-					return v
-				}
-				for seed, n := range counts {
-					for _, op := range []runtime.Op{runtime.Sum, runtime.Max} {
-						got := make([]float64, n)
-						if err := runtime.Allreduce(c, input(me, n, seed), got, op); err != nil {
-							t.Fatalf("rank %d: Allreduce of %d with %v: %v", me, n, op, err)
-						}
-						want := input(0, n, seed)
-						for r := 1; r < np; r++ {
-							in := input(r, n, seed)
-							for i := range want {
-								switch op {
-								case runtime.Sum:
-									want[i] += in[i]
-								default:
-									want[i] = max(want[i], in[i])
-								}
-							}
-						}
-						for i := range want {
-							if got[i] != want[i] {
-								t.Fatalf("rank %d: Allreduce of %d with %v: element %d is %g, want %g", me, n, op, i, got[i], want[i])
-							}
-						}
-					}
-					maps := func(r int) []affine {
-						v := input(r, 2*n, seed)
-						a := make([]affine, n)
-						for i := range a {
-							a[i] = affine{1 + float64(int(v[2*i])%9), float64(int(v[2*i+1]) % 10)}
-						}
-						return a
-					}
-					gotA := make([]affine, n)
-					if err := runtime.Allreduce(c, maps(me), gotA, compose); err != nil {
-						t.Fatalf("rank %d: Allreduce of %d affine maps: %v", me, n, err)
-					}
-					wantA := maps(0)
-					for r := 1; r < np; r++ {
-						for i, m := range maps(r) {
-							wantA[i] = affine{wantA[i].A * m.A, wantA[i].B*m.A + m.B}
-						}
-					}
-					for i := range wantA {
-						if gotA[i] != wantA[i] {
-							t.Fatalf("rank %d: Allreduce of %d affine maps: element %d is %v, want %v (out of rank order?)", me, n, i, gotA[i], wantA[i])
-						}
-					}
-					root := seed % np
-					buf := make([]int32, 2*n+1)
-					if me == root {
-						for i := range buf {
-							buf[i] = int32(i*7 + seed)
-						}
-					}
-					if err := runtime.Bcast(c, buf, root); err != nil {
-						t.Fatalf("rank %d: Bcast of %d from %d: %v", me, len(buf), root, err)
-					}
-					for i, v := range buf {
-						if v != int32(i*7+seed) {
-							t.Fatalf("rank %d: Bcast of %d from %d: element %d is %d", me, len(buf), root, i, v)
-						}
-					}
-				}
-			})
-		})
+	me, np := c.Rank(), c.Size()
+	input := func(r, n, seed int) []float64 {
+		rng := rand.New(rand.NewPCG(uint64(r), uint64(seed)))
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = float64(rng.IntN(1000))
+		}
+		return v
 	}
+	// Where recv is in send's memory: a buffer of its own, send itself,
+	// and overlapping send from 5 elements further on (so that a chunk's
+	// result lands on the next chunk's input).
+	places := []string{"", " in place", " overlapping"}
+	buffers := func(send []float64, place string) (s, r []float64) {
+		switch place {
+		case " in place":
+			return send, send
+		case " overlapping":
+			b := make([]float64, len(send)+5)
+			copy(b, send)
+			return b[:len(send)], b[5:]
+		}
+		return send, make([]float64, len(send))
+	}
+	for seed, n := range counts {
+		for i, op := range []runtime.Op{runtime.Sum, runtime.Max, runtime.Sum} {
+			place := places[i]
+			send, got := buffers(input(me, n, seed), place)
+			if err := runtime.Allreduce(c, send, got, op); err != nil {
+				return fmt.Errorf("Allreduce of %d with %v%s: %w", n, op, place, err)
+			}
+			want := input(0, n, seed)
+			for r := 1; r < np; r++ {
+				in := input(r, n, seed)
+				for i := range want {
+					switch op {
+					case runtime.Sum:
+						want[i] += in[i]
+					default:
+						want[i] = max(want[i], in[i])
+					}
+				}
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					return fmt.Errorf("Allreduce of %d with %v%s: element %d is %g, want %g", n, op, place, i, got[i], want[i])
+				}
+			}
+		}
+		maps := func(r int) []affine {
+			v := input(r, 2*n, seed)
+			a := make([]affine, n)
+			for i := range a {
+				a[i] = affine{1 + float64(int(v[2*i])%9), float64(int(v[2*i+1]) % 10)}
+			}
+			return a
+		}
+		wantA := maps(0)
+		for r := 1; r < np; r++ {
+			for i, m := range maps(r) {
+				wantA[i] = affine{wantA[i].A * m.A, wantA[i].B*m.A + m.B}
+			}
+		}
+		for _, inPlace := range []bool{false, true} {
+			send, gotA := maps(me), make([]affine, n)
+			if inPlace {
+				gotA = send
+			}
+			if err := runtime.Allreduce(c, send, gotA, compose); err != nil {
+				return fmt.Errorf("Allreduce of %d affine maps (in place %v): %w", n, inPlace, err)
+			}
+			for i := range wantA {
+				if gotA[i] != wantA[i] {
+					return fmt.Errorf("Allreduce of %d affine maps (in place %v): element %d is %v, want %v (out of rank order?)", n, inPlace, i, gotA[i], wantA[i])
+				}
+			}
+		}
+		root := seed % np
+		buf := make([]int32, 2*n+1)
+		if me == root {
+			for i := range buf {
+				buf[i] = int32(i*7 + seed)
+			}
+		}
+		if err := runtime.Bcast(c, buf, root); err != nil {
+			return fmt.Errorf("Bcast of %d from %d: %w", len(buf), root, err)
+		}
+		for i, v := range buf {
+			if v != int32(i*7+seed) {
+				return fmt.Errorf("Bcast of %d from %d: element %d is %d", len(buf), root, i, v)
+			}
+		}
+	}
+	return nil
 }
 
 // affine is the map x ↦ A·x + B.
 type affine struct{ A, B float64 }
 
 func init() {
+	ranktest.Register("node-big", nodeBig)
 	ranktest.Register("node-big-movement", func(c *runtime.Comm) error { return nodeBigMovement(c, true) })
 }
 

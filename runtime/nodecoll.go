@@ -475,16 +475,16 @@ func (nc *nodeColl) goneErr(k *coll, g uint64) error {
 	return nil
 }
 
-// allreduceNode is Allreduce through c's segment: acc holds this rank's
-// input and gets the result, folded in rank order. Every Allreduce on c
-// arrives here, whatever its size; a payload larger than a slot then goes
-// through the large-call segment (nodebig.go), or, where that could not
-// be set up, on with messages, and the caller sees that acc still needs
-// reducing from done == false.
-func allreduceNode[T Elem](k *coll, nc *nodeColl, acc []T, f func(dst, src []T), local error) (done bool, err error) {
+// allreduceNode is Allreduce through c's segment of send into acc (which
+// may be send itself): acc gets the result, folded in rank order. Every
+// Allreduce on c arrives here, whatever its size; a payload larger than a
+// slot then goes through the large-call segment (nodebig.go), or, where
+// that could not be set up, on with messages: then acc holds a copy of send
+// and the caller sees that it still needs reducing from done == false.
+func allreduceNode[T Elem](k *coll, nc *nodeColl, send, acc []T, f func(dst, src []T), local error) (done bool, err error) {
 	var data []byte
-	if len(acc)*sizeOf[T]() <= ncSlot {
-		data = asBytes(acc)
+	if len(send)*sizeOf[T]() <= ncSlot {
+		data = asBytes(send)
 	}
 	g, err := nc.arrive(k, data, local)
 	if err != nil {
@@ -493,12 +493,12 @@ func allreduceNode[T Elem](k *coll, nc *nodeColl, acc []T, f func(dst, src []T),
 	if data == nil {
 		// An element larger than a chunk (every rank agrees on its size
 		// at the arrival) goes on with messages.
-		if sizeOf[T]() > nbChunk {
-			return false, nil
+		if sizeOf[T]() <= nbChunk {
+			if nb := nc.big(k.c); nb != nil {
+				return true, allreduceBig(k, nb, send, acc, f)
+			}
 		}
-		if nb := nc.big(k.c); nb != nil {
-			return true, allreduceBig(k, nb, acc, f)
-		}
+		copy(acc, send)
 		return false, nil
 	}
 	n := len(data)

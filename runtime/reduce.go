@@ -205,13 +205,16 @@ func Allreduce[T Elem](c *Comm, send, recv []T, op Op) (err error) {
 	if local != nil {
 		acc = make([]T, len(send)) // recv may not fit; nothing of acc is used
 	}
-	copy(acc, send)
 	if nc := c.nodeColl(); nc != nil {
-		if done, err := allreduceNode(&k, nc, acc, f, local); done || err != nil {
+		// It copies send into acc where the messages go on.
+		if done, err := allreduceNode(&k, nc, send, acc, f, local); done || err != nil {
 			return c.opErr("Allreduce", NoPeer, err)
 		}
-	} else if local != nil {
-		k.err = newArgError(c.rank, local)
+	} else {
+		copy(acc, send)
+		if local != nil {
+			k.err = newArgError(c.rank, local)
+		}
 	}
 	ordered := op.ordered()
 	switch {
