@@ -31,7 +31,8 @@ import (
 //     chunks' worth of data (copy-in and copy-out of the others' shares,
 //     the fold of n contributions to its own, its publication) where
 //     copying send to recv, the whole chunk in and the whole result out
-//     went over 4 (issue 11: 1 MiB at np 2 down by a fifth). Every element
+//     went over 4 (1 MiB at np 2: about a third faster, docs/performance.md;
+//     a pipeline of smaller pieces was slower). Every element
 //     is combined once, in rank order, so every rank gets the same bits
 //     (also for a user op that does not commute). In place (send is recv,
 //     whose share the fold overwrites) a rank copies its whole chunk in
