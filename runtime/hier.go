@@ -8,10 +8,10 @@ import "errors"
 // communicator (the ranks of c on one node, which talk over shared memory
 // when that transport serves same-node peers), between nodes over the
 // leaders communicator (the lowest rank of c on each node), and inside each
-// node again. Only leaders send messages between nodes. Inside a node,
-// Barrier and Bcast go through the node communicator's shared segment
-// (nodecoll.go, nodebig.go) where it has one; Allreduce's node steps, which
-// carry a rank's argument error with the data, use messages.
+// node again. Only leaders send messages between nodes. Inside a node, all
+// three go through the node communicator's shared segment (nodecoll.go,
+// nodebig.go) where it has one; Allreduce's node steps carry the argument
+// errors in the arrivals (see hierAllreduce).
 //
 // The decision depends only on the world's node table and c's group, which
 // every rank has, so every rank of c takes the same path. The two
@@ -292,12 +292,19 @@ func nodeBcast(h *hier, k *coll, b []byte, root int) error {
 }
 
 // hierAllreduce is Allreduce on a hierarchical c for call k, with acc
-// holding this rank's input: each node reduces to its leader, the leaders
-// allreduce, and each leader broadcasts the result in its node. Every rank
-// gets the leaders' bytes, so results are bit-identical. An argument error
-// (k.err) travels the same way, so every rank ends with the same one. For
-// an ordered op (callers make sure that c.nodesConsecutive()) both steps
+// holding this rank's input: each node reduces, the leaders allreduce, and
+// each leader broadcasts the result in its node. Every rank gets the
+// leaders' bytes, so results are bit-identical. An argument error (k.err)
+// travels the same way, so every rank ends with the same one. For an
+// ordered op (callers make sure that c.nodesConsecutive()) both steps
 // combine in rank order, and so does the whole.
+//
+// Where the node communicator has a shared segment (nodecoll.go), both node
+// steps go through it: an Allreduce of the node (every rank of the node
+// gets the node's result; the large-call segment past a slot) and a Bcast
+// from the leader. The argument error travels in the arrivals, keeping the
+// rank of c it names: in the first step every rank brings its own, in the
+// second the leader brings the one the leaders agreed on.
 func hierAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T), ordered bool) (err error) {
 	c := k.c
 	defer func() { err = c.hierErr("Allreduce", NoPeer, err) }()
@@ -309,11 +316,21 @@ func hierAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T), ordered bool)
 	if err := h.node.begin(&kn, "Allreduce", k.id); err != nil {
 		return err
 	}
+	nc := h.node.nodeColl() // the same on every rank of the node
 	kn.err = k.err
-	if err := reduce(&kn, acc, acc, f, 0, ordered); err != nil {
-		return err
+	done := false
+	if nc != nil {
+		done, err = allreduceNode(&kn, nc, acc, acc, f, argErr(k.err))
+		if err = nodeArgErr(&kn, k, err); err != nil {
+			return err
+		}
 	}
-	k.err = kn.err
+	if !done {
+		if err := reduce(&kn, acc, acc, f, 0, ordered); err != nil {
+			return err
+		}
+		k.err = kn.err
+	}
 	if l := h.leaders; l != nil {
 		var kl coll
 		if err := l.begin(&kl, "Allreduce", k.id); err != nil {
@@ -334,7 +351,38 @@ func hierAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T), ordered bool)
 		return err
 	}
 	kn.err = k.err
+	if nc != nil {
+		var local error
+		if h.leaders != nil {
+			local = argErr(k.err)
+		}
+		done, err = bcastNode(&kn, nc, asBytes(acc), 0, local)
+		if err = nodeArgErr(&kn, k, err); err != nil || done {
+			return err
+		}
+	}
 	err = kn.bcast(asBytes(acc), 0)
 	k.err = kn.err
 	return err
+}
+
+// argErr is e as an error: nil for a nil e.
+func argErr(e *argError) error {
+	if e == nil {
+		return nil
+	}
+	return e
+}
+
+// nodeArgErr sorts out the error of a node step through the segment: an
+// argument error, which every rank of the node found alike, becomes the
+// call's (k.err) and the step goes on; any other aborts the world, since
+// the other nodes cannot learn of it (nodeAbort).
+func nodeArgErr(kn, k *coll, err error) error {
+	var ae *argError
+	if err != nil && errors.As(err, &ae) && !errors.Is(err, ErrAborted) {
+		k.err, kn.err = ae, ae
+		return nil
+	}
+	return nodeAbort(kn, err)
 }

@@ -325,9 +325,15 @@ func (nc *nodeColl) arrive(k *coll, data []byte, local error) (uint64, error) {
 	desc := uint64(k.word) | uint64(uint8(k.id.esize))<<32 | uint64(k.seq&ncSeqMask)<<ncSeqShift | k.id.op.identBits()<<ncIdentShift
 	if local != nil {
 		desc |= ncErrFlag
-		msg := newArgError(nc.me, local).msg
+		// An argError passed on from a call on a larger communicator (a
+		// step of a node-aware call, hier.go) keeps the rank it names.
+		ae, ok := local.(*argError)
+		if !ok {
+			ae = newArgError(nc.me, local)
+		}
 		slot := nc.seg.Bytes()[nc.slotOff(nc.me, g):][:ncSlot]
-		n := copy(slot[2:], msg)
+		binary.LittleEndian.PutUint32(slot[2:], uint32(int32(ae.rank)))
+		n := copy(slot[6:], ae.msg)
 		binary.LittleEndian.PutUint16(slot, uint16(n))
 	} else {
 		copy(nc.data(nc.me, g, len(data)), data)
@@ -379,8 +385,8 @@ func (nc *nodeColl) disagreement(k *coll, g uint64) error {
 	for r := range nc.n {
 		if atomic.LoadUint64(nc.descWord(r, g))&ncErrFlag != 0 {
 			slot := nc.seg.Bytes()[nc.slotOff(r, g):][:ncSlot]
-			n := min(int(binary.LittleEndian.Uint16(slot)), ncSlot-2)
-			return &argError{rank: r, msg: string(slot[2 : 2+n])}
+			n := min(int(binary.LittleEndian.Uint16(slot)), ncSlot-6)
+			return &argError{rank: int(int32(binary.LittleEndian.Uint32(slot[2:]))), msg: string(slot[6 : 6+n])}
 		}
 	}
 	first := nc.callAt(0, g)
