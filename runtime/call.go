@@ -185,9 +185,20 @@ func (k collKind) informing() bool {
 // can tell (see informing).
 func wordsAgree(mine, theirs uint32) bool {
 	if decodeWord(mine).kind.informing() {
-		return sameKind(mine, theirs)
+		// Their ops may differ where a rank's own op is wrong, but not in
+		// whether they combine in rank order: that picks the algorithm
+		// (recursive doubling or a ring), and ranks on different ones
+		// wait for each other for good.
+		return sameKind(mine, theirs) && wordOrdered(mine) == wordOrdered(theirs)
 	}
 	return mine == theirs
+}
+
+// wordOrdered reports whether the op of a call word is a user op that does
+// not commute (Op.wordCode).
+func wordOrdered(w uint32) bool {
+	op := decodeWord(w).op
+	return op >= userWordCode && op < userWordCode+8 && op&4 == 0
 }
 
 // wordString describes the call a word encodes, as far as it can tell.

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -382,6 +384,9 @@ func TestHierAllreduceNodeSteps(t *testing.T) {
 	defer compose.Free()
 	for _, shape := range []struct{ n, nodes int }{{5, 2}, {7, 3}, {4, 2}} {
 		t.Run(fmt.Sprintf("np%d/nodes%d", shape.n, shape.nodes), func(t *testing.T) {
+			// Guarded by mu: the ranks' Barrier orders the accesses,
+			// but through shared memory, which -race does not see.
+			var mu sync.Mutex
 			errs := make([]string, shape.n)
 			cfg := ranktest.Config{Runtime: runtime.Config{LocalNodes: shape.nodes}}
 			cfg.Run(t, shape.n, func(t testing.TB, c *runtime.Comm) {
@@ -389,10 +394,9 @@ func TestHierAllreduceNodeSteps(t *testing.T) {
 				for _, m := range []int{1, 3, chunk + 7} {
 					for bad := range np {
 						// The bad rank passes a short recv, or at the
-						// small sizes an op its type does not have. (Not
-						// checked, and left open: a different op on one
-						// rank past ringThreshold, where the leaders'
-						// step would pick different algorithms.)
+						// small sizes an op its type does not have (past
+						// the ring threshold that op would pick another
+						// algorithm: TestAllreduceOrderDisagreementAborts).
 						recv := make([]affine, m)
 						op := compose
 						switch {
@@ -405,11 +409,16 @@ func TestHierAllreduceNodeSteps(t *testing.T) {
 						if !errors.Is(err, runtime.ErrInvalid) {
 							t.Fatalf("rank %d, bad rank %d, %d elements: err = %v, want ErrInvalid", me, bad, m, err)
 						}
+						mu.Lock()
 						errs[me] = err.Error()
+						mu.Unlock()
 						if err := c.Barrier(); err != nil {
 							t.Fatal(err)
 						}
-						for r, e := range errs {
+						mu.Lock()
+						seen := slices.Clone(errs)
+						mu.Unlock()
+						for r, e := range seen {
 							if want := fmt.Sprintf("rank %d:", bad); !strings.Contains(e, want) {
 								t.Fatalf("bad rank %d: rank %d's error %q does not name it", bad, r, e)
 							}
@@ -442,6 +451,51 @@ func TestHierAllreduceNodeSteps(t *testing.T) {
 							t.Fatalf("rank %d: Allreduce of %d: element %d is %v, want %v", me, m, i, got[i], want[i])
 						}
 					}
+				}
+			})
+		})
+	}
+}
+
+// TestAllreduceOrderDisagreementAborts: one rank passes an op its type does
+// not have where the others pass a user op that does not commute, past the
+// ring threshold. The ranks would run different algorithms (a ring and
+// recursive doubling) and wait for each other; the stall check finds the
+// difference and the world aborts, on one node and across nodes.
+func TestAllreduceOrderDisagreementAborts(t *testing.T) {
+	compose, err := runtime.NewOp[affine]("compose", func(acc, in []affine) {
+		for i := range acc {
+			acc[i] = affine{acc[i].A * in[i].A, acc[i].B*in[i].A + in[i].B}
+		}
+	}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer compose.Free()
+	for _, tc := range []struct {
+		name string
+		cfg  runtime.Config
+	}{
+		{"tcp", runtime.Config{Transports: []string{"self", "tcp"}}},
+		{"nodes2", runtime.Config{LocalNodes: 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := ranktest.Config{Runtime: tc.cfg}
+			cfg.Run(t, 4, func(t testing.TB, c *runtime.Comm) {
+				if err := c.Barrier(); err != nil {
+					t.Fatal(err)
+				}
+				op := compose
+				if c.Rank() == 0 {
+					op = runtime.Band
+				}
+				const m = 1<<20/16 + 7
+				err := runtime.Allreduce(c, make([]affine, m), make([]affine, m), op)
+				// Ranks that finished (with the poison of rank 0's
+				// error) stay until the others learn of the difference.
+				c.Barrier()
+				if !errors.Is(err, runtime.ErrAborted) && !errors.Is(err, runtime.ErrInvalid) {
+					t.Fatalf("rank %d: err = %v, want ErrAborted or ErrInvalid", c.Rank(), err)
 				}
 			})
 		})
