@@ -373,15 +373,7 @@ func TestHierMismatchAborts(t *testing.T) {
 // order.
 func TestHierAllreduceNodeSteps(t *testing.T) {
 	const chunk = 1 << 20 / 16 // affine elements per chunk of the large-call segment
-	compose, err := runtime.NewOp[affine]("compose", func(acc, in []affine) {
-		for i := range acc {
-			acc[i] = affine{acc[i].A * in[i].A, acc[i].B*in[i].A + in[i].B}
-		}
-	}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer compose.Free()
+	compose := newCompose(t)
 	for _, shape := range []struct{ n, nodes int }{{5, 2}, {7, 3}, {4, 2}} {
 		t.Run(fmt.Sprintf("np%d/nodes%d", shape.n, shape.nodes), func(t *testing.T) {
 			// Guarded by mu: the ranks' Barrier orders the accesses,
@@ -441,10 +433,7 @@ func TestHierAllreduceNodeSteps(t *testing.T) {
 					}
 					want := input(0)
 					for r := 1; r < np; r++ {
-						in := input(r)
-						for i := range want {
-							want[i] = affine{want[i].A * in[i].A, want[i].B*in[i].A + in[i].B}
-						}
+						composeInto(want, input(r))
 					}
 					for i := range want {
 						if got[i] != want[i] {
@@ -463,15 +452,7 @@ func TestHierAllreduceNodeSteps(t *testing.T) {
 // recursive doubling) and wait for each other; the stall check finds the
 // difference and the world aborts, on one node and across nodes.
 func TestAllreduceOrderDisagreementAborts(t *testing.T) {
-	compose, err := runtime.NewOp[affine]("compose", func(acc, in []affine) {
-		for i := range acc {
-			acc[i] = affine{acc[i].A * in[i].A, acc[i].B*in[i].A + in[i].B}
-		}
-	}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer compose.Free()
+	compose := newCompose(t)
 	for _, tc := range []struct {
 		name string
 		cfg  runtime.Config
@@ -499,5 +480,24 @@ func TestAllreduceOrderDisagreementAborts(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// newCompose is a user op that does not commute: composing affine maps is
+// associative, and its result depends on the order of the ranks. It is
+// freed at the end of the test.
+func newCompose(t *testing.T) runtime.Op {
+	op, err := runtime.NewOp[affine]("compose", composeInto, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { op.Free() })
+	return op
+}
+
+// composeInto is newCompose's kernel.
+func composeInto(acc, in []affine) {
+	for i := range acc {
+		acc[i] = affine{acc[i].A * in[i].A, acc[i].B*in[i].A + in[i].B}
 	}
 }

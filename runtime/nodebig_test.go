@@ -48,11 +48,7 @@ func nodeBig(c *runtime.Comm) error {
 	counts := []int{33, chunk - 1, chunk, chunk + 3, 3*chunk + 17}
 	// Composing affine maps is associative and does not commute: the
 	// result depends on the order of the ranks.
-	compose, err := runtime.NewOp[affine]("compose", func(acc, in []affine) {
-		for i := range acc {
-			acc[i] = affine{acc[i].A * in[i].A, acc[i].B*in[i].A + in[i].B}
-		}
-	}, false)
+	compose, err := runtime.NewOp[affine]("compose", composeInto, false)
 	if err != nil {
 		return err
 	}
