@@ -127,10 +127,10 @@
 // application's help: every connection has a receive goroutine, so a rank
 // that computes still receives, and a large send proceeds as soon as the
 // receiver matches it. A call that waits first polls for up to 50 µs
-// without progress before it parks, trading a little CPU for latency: on
-// shared memory it reads the rings itself (the receive goroutines stand
-// aside meanwhile, and take over within about 2 ms once nobody polls); on
-// TCP the receive goroutine polls the socket for it. On a node with more
+// without progress before it parks, trading a little CPU for latency: it
+// reads the shared-memory rings and the TCP sockets itself (TCP every 8th
+// round when it also polls rings), and the receive goroutines stand aside
+// meanwhile, taking over within about 2 ms once nobody polls. On a node with more
 // ranks than CPUs (found at Init from the ranks' CPU affinity; GORUN_YIELD=0
 // or 1 overrides) a wait instead gives up the CPU between polls
 // (sched_yield) for up to 250 µs, so the rank it waits for can run. On a
@@ -142,8 +142,8 @@
 // through a second such segment in 1 MiB chunks.
 //
 // A small Send, Recv, Barrier, Bcast or Allreduce allocates nothing of its
-// own: what allocates is timing, one channel for a wait that parks (every
-// wait on TCP) and a copy of a message that arrived before its receive was
+// own: what allocates is timing, one channel for a wait that parks and a
+// copy of a message that arrived before its receive was
 // posted. The runtime's tests hold these calls to that (alloc_test.go).
 //
 // # Element types
