@@ -515,24 +515,38 @@ func allreduceNode[T Elem](k *coll, nc *nodeColl, send, acc []T, f func(dst, src
 	return true, nil
 }
 
+// arriveMoving is the arrival of a call that moves size bytes: data (this
+// rank's part, nil if it brings none) travels in the arrival when size fits
+// a slot (small). Past a slot it returns the large-call segment, or nil
+// where that could not be set up (the call then goes on with messages).
+func (nc *nodeColl) arriveMoving(k *coll, data []byte, size int, local error) (g uint64, small bool, nb *nodeBig, err error) {
+	small = size <= ncSlot
+	if !small {
+		data = nil
+	}
+	g, err = nc.arrive(k, data, local)
+	if err == nil && !small {
+		nb = nc.big(k.c)
+	}
+	return g, small, nb, err
+}
+
 // bcastNode is Bcast through c's segment: the root's b reaches every rank.
 // Like allreduceNode, every Bcast on c arrives here; a payload larger than a
 // slot then goes through the large-call segment, or on with messages
 // (done == false).
 func bcastNode(k *coll, nc *nodeColl, b []byte, root int, local error) (done bool, err error) {
-	small := len(b) <= ncSlot
 	var data []byte
-	if small && k.c.rank == root {
+	if k.c.rank == root {
 		data = b
 	}
-	g, err := nc.arrive(k, data, local)
-	if err != nil {
+	g, small, nb, err := nc.arriveMoving(k, data, len(b), local)
+	switch {
+	case err != nil:
 		return true, err
-	}
-	if !small {
-		if nb := nc.big(k.c); nb != nil {
-			return true, bcastBig(k, nb, b, root)
-		}
+	case nb != nil:
+		return true, bcastBig(k, nb, b, root)
+	case !small:
 		return false, nil
 	}
 	if k.c.rank != root {
@@ -548,19 +562,13 @@ func bcastNode(k *coll, nc *nodeColl, b []byte, root int, local error) (done boo
 // messages (done == false).
 func allgatherNode(k *coll, nc *nodeColl, send, recv []byte, local error) (done bool, err error) {
 	m := len(send)
-	small := m <= ncSlot
-	var data []byte
-	if small {
-		data = send
-	}
-	g, err := nc.arrive(k, data, local)
-	if err != nil {
+	g, small, nb, err := nc.arriveMoving(k, send, m, local)
+	switch {
+	case err != nil:
 		return true, err
-	}
-	if !small {
-		if nb := nc.big(k.c); nb != nil {
-			return true, allgatherBig(k, nb, send, recv)
-		}
+	case nb != nil:
+		return true, allgatherBig(k, nb, send, recv)
+	case !small:
 		return false, nil
 	}
 	for r := range nc.n {
@@ -575,19 +583,13 @@ func allgatherNode(k *coll, nc *nodeColl, send, recv []byte, local error) (done 
 // arrival, a larger one through the large-call segment, or on with messages
 // (done == false).
 func alltoallNode(k *coll, nc *nodeColl, send, recv []byte, local error) (done bool, err error) {
-	small := len(send) <= ncSlot
-	var data []byte
-	if small {
-		data = send
-	}
-	g, err := nc.arrive(k, data, local)
-	if err != nil {
+	g, small, nb, err := nc.arriveMoving(k, send, len(send), local)
+	switch {
+	case err != nil:
 		return true, err
-	}
-	if !small {
-		if nb := nc.big(k.c); nb != nil {
-			return true, alltoallBig(k, nb, send, recv)
-		}
+	case nb != nil:
+		return true, alltoallBig(k, nb, send, recv)
+	case !small:
 		return false, nil
 	}
 	b, me := len(send)/nc.n, nc.me
