@@ -32,7 +32,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 type endpoint struct {
 	t          *Transport
 	self, peer int
-	conn       *net.TCPConn
+	s          *sock // the connection, outside the netpoller (sock.go)
 	h          transport.Handler
 
 	// wmu serializes writes so frames never interleave; the fields below it
@@ -40,7 +40,6 @@ type endpoint struct {
 	wmu     sync.Mutex
 	hdr     [wire.HeaderSize]byte
 	vec     [2][]byte
-	bufs    net.Buffers
 	byeSent bool // our goodbye is out; nothing more may be written
 	wbroken bool // a Send was cut off mid-frame: the stream cannot be continued
 
@@ -71,12 +70,12 @@ type endpoint struct {
 type lostErr struct{ err error }
 
 func newEndpoint(t *Transport, peer int, conn *net.TCPConn, h transport.Handler) (*endpoint, error) {
-	rc, err := conn.SyscallConn()
+	s, err := newSock(conn, &t.wk)
 	if err != nil {
 		return nil, err
 	}
-	e := &endpoint{t: t, self: t.cfg.Self, peer: peer, conn: conn, h: h, done: make(chan struct{})}
-	e.rd.init(rc, t.cfg.Spin, &e.closing, &e.killed)
+	e := &endpoint{t: t, self: t.cfg.Self, peer: peer, s: s, h: h, done: make(chan struct{})}
+	e.rd.init(s, t.cfg.Spin, &e.closing, &e.killed)
 	e.waitFn = e.wait
 	e.nap.Init()
 	e.body = transport.StreamBody{Stream: &e.rd, Wrap: e.payloadErr}
@@ -103,9 +102,8 @@ func (e *endpoint) Send(h wire.Header, payload []byte) error {
 	}
 	h.Encode(e.hdr[:])
 	e.vec[0], e.vec[1] = e.hdr[:], payload
-	e.bufs = e.vec[:]
-	n, err := e.bufs.WriteTo(e.conn)
-	e.vec[1], e.bufs = nil, nil // do not keep the caller's payload alive
+	n, err := e.s.writev(e.vec[:])
+	e.vec[0], e.vec[1] = nil, nil // do not keep the caller's payload alive
 	if err != nil {
 		if n > 0 {
 			e.wbroken = true
@@ -135,17 +133,14 @@ func (e *endpoint) TrySend(h wire.Header, payload []byte) (bool, error) {
 	if err := e.sendStateLocked(); err != nil {
 		return false, err
 	}
-	rc, err := e.conn.SyscallConn()
-	if err != nil {
-		return false, err
-	}
 	h.Encode(e.hdr[:])
-	iov := [][]byte{e.hdr[:], payload}
+	e.vec[0], e.vec[1] = e.hdr[:], payload
+	defer func() { e.vec[0], e.vec[1] = nil, nil }()
+	iov := e.vec[:]
 	var n int
 	var werr error
-	if err := rc.Write(func(fd uintptr) bool {
-		n, werr = unix.Writev(int(fd), iov)
-		return true // one attempt: never wait here
+	if err := e.s.Control(func(fd uintptr) {
+		n, werr = unix.Writev(int(fd), iov) // one attempt: never wait here
 	}); err != nil {
 		werr = err
 	}
@@ -159,17 +154,8 @@ func (e *endpoint) TrySend(h wire.Header, payload []byte) (bool, error) {
 		return false, fmt.Errorf("tcp: rank %d -> rank %d: send: %w: %w", e.self, e.peer, transport.ErrPeerLost, werr)
 	}
 	// The kernel took n bytes; write the rest, blocking if need be.
-	rest := net.Buffers{}
-	for _, b := range iov {
-		if n >= len(b) {
-			n -= len(b)
-			continue
-		}
-		rest = append(rest, b[n:])
-		n = 0
-	}
-	if len(rest) > 0 {
-		if _, err := rest.WriteTo(e.conn); err != nil {
+	if rest := consume(iov, n); len(rest) > 0 {
+		if _, err := e.s.writev(rest); err != nil {
 			e.wbroken = true
 			return true, fmt.Errorf("tcp: rank %d -> rank %d: send: %w: %w", e.self, e.peer, transport.ErrPeerLost, err)
 		}
@@ -203,17 +189,15 @@ func (e *endpoint) sendByeLocked() error {
 	var b [wire.HeaderSize]byte
 	h := wire.Header{Kind: wire.KindBye}
 	h.Encode(b[:])
-	if err := e.conn.SetWriteDeadline(time.Now().Add(lingerTimeout)); err != nil {
-		return err
-	}
-	n, err := e.conn.Write(b[:])
+	e.s.SetWriteDeadline(time.Now().Add(lingerTimeout))
+	n, err := e.s.writev([][]byte{b[:]})
 	if err != nil {
 		if n > 0 {
 			e.wbroken = true
 		}
 		return fmt.Errorf("tcp: rank %d -> rank %d: close: sending goodbye: %w", e.self, e.peer, err)
 	}
-	return e.conn.CloseWrite()
+	return e.s.CloseWrite()
 }
 
 // Close implements transport.Endpoint: it sends a goodbye after the frames
@@ -239,7 +223,7 @@ func (e *endpoint) close() error {
 	if !e.wmu.TryLock() {
 		// A Send holds the lock, perhaps blocked on a peer that does not
 		// read. Waiting for it could take forever, so cut it off.
-		e.conn.SetWriteDeadline(aLongTimeAgo)
+		e.s.SetWriteDeadline(aLongTimeAgo)
 		e.wmu.Lock()
 	}
 	var err error
@@ -254,13 +238,13 @@ func (e *endpoint) close() error {
 	if err != nil {
 		// Without our goodbye the peer will not close in answer; do not
 		// linger for it.
-		e.conn.Close()
+		e.s.Close()
 	}
 	if e.lost.Load() != nil {
 		// The receive goroutine is done with the connection and reports
 		// or has reported the loss; perhaps this Close is called from
 		// that PeerLost call, so do not wait for it.
-		e.conn.Close()
+		e.s.Close()
 		return err
 	}
 	timer := time.NewTimer(lingerTimeout)
@@ -271,7 +255,7 @@ func (e *endpoint) close() error {
 		<-e.done
 	}
 	timer.Stop()
-	e.conn.Close()
+	e.s.Close()
 	return err
 }
 
@@ -279,7 +263,7 @@ func (e *endpoint) close() error {
 func (e *endpoint) kill() {
 	e.closing.Store(true)
 	e.killed.Store(true)
-	e.conn.Close()
+	e.s.Close()
 	e.kick()
 }
 
@@ -310,13 +294,13 @@ func (e *endpoint) receive() {
 			e.sendByeLocked()
 		}
 		e.byeSent = true
-		e.conn.Close()
+		e.s.Close()
 		e.wmu.Unlock()
 		return
 	}
 	if e.closing.Load() {
 		// Our own Close or kill ended the stream; the peer is not lost.
-		e.conn.Close()
+		e.s.Close()
 		return
 	}
 	lost := err
@@ -324,7 +308,7 @@ func (e *endpoint) receive() {
 		lost = fmt.Errorf("tcp: rank %d <- rank %d: receive: %w: %w", e.self, e.peer, transport.ErrPeerLost, err)
 	}
 	e.lost.Store(&lostErr{lost})
-	e.conn.Close()
+	e.s.Close()
 	e.h.PeerLost(e.peer, lost)
 }
 

@@ -23,7 +23,7 @@ import (
 //
 // While any caller polls, and until a whole nap passed without one, the
 // receive goroutines stand aside, napping in the Go scheduler rather than
-// parked in the netpoller, where every arriving segment would wake them.
+// waiting for their sockets, where every arriving segment would wake them.
 // A caller that gives up polling to park says so (EndPoll(true)), which
 // kicks them to take over at once. When nobody polls, frames are handled
 // within two naps by the receive goroutine, so a rank that computes keeps
@@ -204,8 +204,8 @@ func (e *endpoint) turn() error {
 // wait is the RawConn.Read callback of the receive goroutine at a frame
 // boundary: true when it read something, failed, or must give way to a
 // caller (aside); false to park until the socket is readable, after giving
-// the token back so callers may read meanwhile. Parking in the netpoller
-// loses no wake-up: a segment that arrives after the read that found the
+// the token back so callers may read meanwhile. Parking (sock.Read, armed
+// level-triggered) loses no wake-up: a segment that arrives after the read that found the
 // socket empty makes it readable again.
 func (e *endpoint) wait(fd uintptr) bool {
 	rd := &e.rd

@@ -28,21 +28,21 @@ const (
 
 	// spinBudget bounds one spell of polling the socket while Config.Spin
 	// says to. A reply that is a few network hops away arrives well within
-	// it; past it the peer is evidently busy, and parking in the netpoller
+	// it; past it the peer is evidently busy, and parking
 	// (a few microseconds more on wake-up) is cheaper than a burnt core.
 	spinBudget = 50 * time.Microsecond
 )
 
 // reader is a buffered reader over one socket. Unlike bufio over net.Conn it
 // reads with non-blocking syscalls inside RawConn.Read, so it can poll the
-// socket for a while (spin) before parking the goroutine in the netpoller,
+// socket for a while (spin) before parking the goroutine,
 // and it can read large payloads straight into the caller's memory.
 //
 // It is used by whoever holds the endpoint's token (poll.go): the receive
-// goroutine, which waits in the netpoller, or a caller inside Poll
-// (byCaller), which must not: the receive goroutine may be parked in
-// RawConn.Read holding the descriptor's read lock, so a caller reads
-// through RawConn.Control and waits for the rest of a frame with poll(2).
+// goroutine, which waits in sock.Read, or a caller inside Poll
+// (byCaller), which must not wait there: that is the receive goroutine's
+// (one waiter per sock), so a caller reads through RawConn.Control and
+// waits for the rest of a frame with poll(2).
 type reader struct {
 	rc     syscall.RawConn
 	spin   func() bool  // nil: never spin
@@ -105,7 +105,8 @@ func (rd *reader) readSome(p []byte) (int, error) {
 
 // readFD reads into rd.dst until it gets bytes or an error (true), or
 // again, called when the socket is empty, says to give up (false). Go
-// keeps its sockets O_NONBLOCK, so unix.Read never blocks here. (A raw
+// keeps its sockets O_NONBLOCK, and so does sock, so unix.Read never
+// blocks here. (A raw
 // syscall, skipping the scheduler's entersyscall, was measured: spinning
 // between two processes got about 4x slower with it, so it is not used.)
 func (rd *reader) readFD(fd uintptr, again func(fd uintptr) bool) bool {
@@ -159,7 +160,7 @@ func (rd *reader) spinAgain(uintptr) bool {
 const callerWait = 10 // ms
 
 // callerRead is the RawConn.Control callback of a caller's read: like
-// poll, but it never parks in the netpoller. In try mode it returns with
+// poll, but it never parks in sock.Read. In try mode it returns with
 // nothing when the socket is empty; otherwise (the rest of a frame whose
 // start was read, so on its way) it yields for up to spinBudget, then waits
 // in poll(2).

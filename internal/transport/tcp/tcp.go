@@ -3,8 +3,10 @@
 // and one receive goroutine per connection. The Transport is a
 // transport.Poller: a caller that waits reads the sockets itself (poll.go)
 // while the receive goroutines stand aside; when nobody polls, a receive
-// goroutine can spin on its socket instead of parking in the netpoller
-// while the runtime is waiting for a message (Config.Spin).
+// goroutine can spin on its socket instead of parking while the runtime is
+// waiting for a message (Config.Spin). The sockets are kept out of Go's
+// netpoller, whose waiting thread every arriving segment would wake
+// (sock.go).
 //
 // The frame format, the handshake, the connection and goodbye rules and the
 // receive path are described in docs/wire.md.
@@ -41,7 +43,7 @@ type Config struct {
 	// socket has no data. While it returns true the goroutine keeps
 	// polling the socket with non-blocking reads, yielding its P between
 	// polls, for up to 50 µs per wait, instead of parking in the
-	// netpoller; then it parks anyway. It is called often and from every
+	// waker (sock.go); then it parks anyway. It is called often and from every
 	// receive goroutine at once, so it must be cheap and safe for
 	// concurrent use (an atomic load). Spinning pays only while cores are
 	// free; see docs/wire.md.
@@ -69,6 +71,7 @@ type Transport struct {
 	life transport.Life[*endpoint] // Connect, receive goroutines, Close
 
 	// Caller polling (poll.go).
+	wk       waker                       // wakes receive goroutines waiting for data (sock.go)
 	polls    transport.PollGate          // callers polling
 	pollEps  atomic.Pointer[[]*endpoint] // copy on write, under mu
 	pollNext atomic.Uint32               // where the next Poll of many connections starts
@@ -135,5 +138,6 @@ func (t *Transport) Close() error {
 		l.Stop()
 	}
 	_, err := t.life.Shutdown(t.ln, (*endpoint).kill)
+	t.wk.stop()
 	return err
 }

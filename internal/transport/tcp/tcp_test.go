@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -279,6 +280,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		return n
 	}
 	base := settle(runtime.NumGoroutine())
+	baseFDs := openFDs(t)
 	for _, orderly := range []bool{true, false} {
 		ts := make([]*Transport, 3)
 		for i := range ts {
@@ -321,7 +323,33 @@ func TestNoGoroutineLeak(t *testing.T) {
 			buf := make([]byte, 1<<20)
 			t.Fatalf("orderly=%v: %d goroutines after Close, %d before:\n%s", orderly, n, base, buf[:runtime.Stack(buf, true)])
 		}
+		// Sockets (the socks' duplicates) and the waker's epoll
+		// descriptor are closed too.
+		var n int
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if n = len(openFDs(t)); n <= len(baseFDs) {
+				break
+			}
+		}
+		if n > len(baseFDs) {
+			t.Fatalf("orderly=%v: %d descriptors open after Close, %d before: %v, before %v", orderly, n, len(baseFDs), openFDs(t), baseFDs)
+		}
 	}
+}
+
+// openFDs lists this process's open descriptors by what they are.
+func openFDs(t *testing.T) []string {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // TestSpinCalled: with Spin set, an idle receive goroutine consults it, and
