@@ -128,7 +128,10 @@ func gatherv[T Elem](k *coll, send, recv []T, counts, displs []int) error {
 // rank; on a one-node communicator, shared memory: blocks of up to 256
 // bytes travel in the collective segment, larger ones through a second
 // segment in chunks of 1 MiB (every rank copies its block in, then every
-// block out). Errors: ErrInvalid, returned by every rank, for a recv of the wrong
+// block out). Across nodes whose ranks are consecutive in c, with some
+// node holding more than one, it is node-aware: each node gathers its
+// blocks as above, the nodes' leaders pass the nodes' pieces round a ring,
+// and each leader broadcasts the result in its node. Errors: ErrInvalid, returned by every rank, for a recv of the wrong
 // size on any rank; arguments that differ between ranks are ErrInvalid on
 // every rank of a one-node communicator, otherwise the cause of ErrAborted
 // on every rank; ErrAborted, ErrClosed.
@@ -158,19 +161,27 @@ func Allgather[T Elem](c *Comm, send, recv []T) error {
 	if k.err != nil {
 		recv = make([]T, c.size*len(send)) // recv does not fit; nothing of it is used
 	}
+	if c.hierarchical() && c.nodesConsecutive() {
+		return c.opErr("Allgather", NoPeer, k.end(hierAllgather(&k, asBytes(send), asBytes(recv))))
+	}
 	return c.opErr("Allgather", NoPeer, k.end(allgather(&k, send, recv)))
 }
 
 func allgather[T Elem](k *coll, send, recv []T) error {
-	n, r, m := k.c.size, k.c.rank, len(send)
+	r, m := k.c.rank, len(send)
 	copy(recv[r*m:], send)
-	block := func(i int) []byte {
-		i = ((i % n) + n) % n
-		return asBytes(recv[i*m : (i+1)*m])
-	}
+	return ringBlocks(k, func(i int) []byte { return asBytes(recv[i*m : (i+1)*m]) })
+}
+
+// ringBlocks completes an allgather in which rank i holds block(i) and
+// every rank gets every block: n-1 steps round a ring, each passing on the
+// block received in the step before. Blocks may differ in size.
+func ringBlocks(k *coll, block func(i int) []byte) error {
+	n, r := k.c.size, k.c.rank
+	at := func(i int) []byte { return block(((i % n) + n) % n) }
 	next, prev := (r+1)%n, (r-1+n)%n
 	for s := 0; s < n-1; s++ {
-		if err := k.sendrecv(next, block(r-s), prev, block(r-s-1)); err != nil {
+		if err := k.sendrecv(next, at(r-s), prev, at(r-s-1)); err != nil {
 			return err
 		}
 	}

@@ -3,8 +3,8 @@ package runtime
 import "errors"
 
 // Node-aware (hierarchical) collectives. On a communicator that spans more
-// than one node and has some node with more than one rank, Barrier, Bcast
-// and Allreduce work in three steps: inside each node over the node
+// than one node and has some node with more than one rank, Barrier, Bcast,
+// Allreduce and Allgather work in three steps: inside each node over the node
 // communicator (the ranks of c on one node, which talk over shared memory
 // when that transport serves same-node peers), between nodes over the
 // leaders communicator (the lowest rank of c on each node), and inside each
@@ -347,7 +347,76 @@ func hierAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T), ordered bool)
 		}
 		k.err = kl.err
 	}
-	if err := h.node.begin(&kn, "Allreduce", k.id); err != nil {
+	return nodeRelease(h, k, nc, "Allreduce", asBytes(acc))
+}
+
+// hierAllgather is Allgather on a hierarchical c whose nodes hold
+// consecutive ranks (c.nodesConsecutive), for call k (begun; k.err holds
+// this rank's argument error, and recv is then scratch of the right size):
+// each node gathers its ranks' blocks, which make one contiguous piece of
+// recv, the leaders pass the pieces round a ring, and each leader
+// broadcasts the whole of recv in its node. Only leaders send messages
+// between nodes: one piece per step instead of one block. The node steps
+// go through the node's segment where it has one, and an argument error
+// travels as in hierAllreduce, so every rank ends with the same one.
+func hierAllgather(k *coll, send, recv []byte) (err error) {
+	c := k.c
+	defer func() { err = c.hierErr("Allgather", NoPeer, err) }()
+	h, err := c.hierarchy()
+	if err != nil {
+		return err
+	}
+	m := len(send)
+	first := c.rank - h.localOf[c.rank] // the node's ranks are consecutive
+	piece := recv[first*m : (first+h.node.size)*m]
+	var kn coll
+	if err := h.node.begin(&kn, "Allgather", k.id); err != nil {
+		return err
+	}
+	nc := h.node.nodeColl() // the same on every rank of the node
+	kn.err = k.err
+	done := false
+	if nc != nil {
+		done, err = allgatherNode(&kn, nc, send, piece, argErr(k.err))
+		if err = nodeArgErr(&kn, k, err); err != nil {
+			return err
+		}
+	}
+	if !done {
+		if err := allgather(&kn, send, piece); err != nil {
+			return err
+		}
+		k.err = kn.err
+	}
+	if l := h.leaders; l != nil {
+		var kl coll
+		if err := l.begin(&kl, "Allgather", k.id); err != nil {
+			return err
+		}
+		kl.err = k.err
+		// Node i's piece starts at its leader's rank in c.
+		lead := make([]int, l.size+1)
+		for q := range c.size {
+			if h.localOf[q] == 0 {
+				lead[h.nodeOf[q]] = q
+			}
+		}
+		lead[l.size] = c.size
+		err := ringBlocks(&kl, func(i int) []byte { return recv[lead[i]*m : lead[i+1]*m] })
+		if err != nil {
+			return err
+		}
+		k.err = kl.err
+	}
+	return nodeRelease(h, k, nc, "Allgather", recv)
+}
+
+// nodeRelease is the last step of node-aware call k (op): each leader
+// broadcasts b, and the call's argument error as the leaders agreed on
+// it, inside its node (through the node's segment nc, if it has one).
+func nodeRelease(h *hier, k *coll, nc *nodeColl, op string, b []byte) error {
+	var kn coll
+	if err := h.node.begin(&kn, op, k.id); err != nil {
 		return err
 	}
 	kn.err = k.err
@@ -356,12 +425,12 @@ func hierAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T), ordered bool)
 		if h.leaders != nil {
 			local = argErr(k.err)
 		}
-		done, err = bcastNode(&kn, nc, asBytes(acc), 0, local)
+		done, err := bcastNode(&kn, nc, b, 0, local)
 		if err = nodeArgErr(&kn, k, err); err != nil || done {
 			return err
 		}
 	}
-	err = kn.bcast(asBytes(acc), 0)
+	err := kn.bcast(b, 0)
 	k.err = kn.err
 	return err
 }

@@ -398,26 +398,7 @@ func TestHierAllreduceNodeSteps(t *testing.T) {
 							recv = recv[:m-1]
 						}
 						err := runtime.Allreduce(c, make([]affine, m), recv, op)
-						if !errors.Is(err, runtime.ErrInvalid) {
-							t.Fatalf("rank %d, bad rank %d, %d elements: err = %v, want ErrInvalid", me, bad, m, err)
-						}
-						mu.Lock()
-						errs[me] = err.Error()
-						mu.Unlock()
-						if err := c.Barrier(); err != nil {
-							t.Fatal(err)
-						}
-						mu.Lock()
-						seen := slices.Clone(errs)
-						mu.Unlock()
-						for r, e := range seen {
-							if want := fmt.Sprintf("rank %d:", bad); !strings.Contains(e, want) {
-								t.Fatalf("bad rank %d: rank %d's error %q does not name it", bad, r, e)
-							}
-						}
-						if err := c.Barrier(); err != nil {
-							t.Fatal(err)
-						}
+						sameArgErr(t, c, &mu, errs, bad, m, err)
 					}
 					input := func(r int) []affine {
 						rng := rand.New(rand.NewPCG(uint64(r), uint64(m)))
@@ -443,6 +424,33 @@ func TestHierAllreduceNodeSteps(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// sameArgErr checks the error err of a call of m elements in which rank
+// bad passed a bad argument: ErrInvalid, and once every rank has returned
+// (errs, guarded by mu, collects their texts), every rank's names bad.
+func sameArgErr(t testing.TB, c *runtime.Comm, mu *sync.Mutex, errs []string, bad, m int, err error) {
+	t.Helper()
+	if !errors.Is(err, runtime.ErrInvalid) {
+		t.Fatalf("rank %d, bad rank %d, %d elements: err = %v, want ErrInvalid", c.Rank(), bad, m, err)
+	}
+	mu.Lock()
+	errs[c.Rank()] = err.Error()
+	mu.Unlock()
+	if err := c.Barrier(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	seen := slices.Clone(errs)
+	mu.Unlock()
+	for r, e := range seen {
+		if want := fmt.Sprintf("rank %d:", bad); !strings.Contains(e, want) {
+			t.Fatalf("bad rank %d: rank %d's error %q does not name it", bad, r, e)
+		}
+	}
+	if err := c.Barrier(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -499,5 +507,88 @@ func newCompose(t *testing.T) runtime.Op {
 func composeInto(acc, in []affine) {
 	for i := range acc {
 		acc[i] = affine{acc[i].A * in[i].A, acc[i].B*in[i].A + in[i].B}
+	}
+}
+
+// TestHierAllgather: the node-aware Allgather (consecutive nodes) through
+// the nodes' segments (the slot, the large-call segment, past a chunk) and,
+// with TCP only, through node messages, against the naive result; with a
+// short recv on one rank at a time, every rank returns the same error
+// naming that rank, and the next call works. It also checks that the call
+// took the node-aware path (steps on the node and leaders communicators).
+func TestHierAllgather(t *testing.T) {
+	for _, tc := range []struct {
+		n, nodes int
+		tcp      bool
+	}{{5, 2, false}, {7, 3, false}, {4, 2, false}, {5, 2, true}, {3, 2, true}} {
+		name := fmt.Sprintf("np%d/nodes%d", tc.n, tc.nodes)
+		if tc.tcp {
+			name += "/tcp"
+		}
+		t.Run(name, func(t *testing.T) {
+			var mu sync.Mutex // see TestHierAllreduceNodeSteps
+			errs := make([]string, tc.n)
+			rc := runtime.Config{LocalNodes: tc.nodes}
+			if tc.tcp {
+				rc.Transports = []string{"self", "tcp"}
+			}
+			cfg := ranktest.Config{Runtime: rc}
+			cfg.Run(t, tc.n, func(t testing.TB, c *runtime.Comm) {
+				me, np := c.Rank(), c.Size()
+				if err := c.Barrier(); err != nil { // builds the sub-communicators
+					t.Fatal(err)
+				}
+				for _, m := range []int{1, 40, 1<<17 + 5} { // 8 B, past a slot, past a chunk
+					if m > 1000 && tc.tcp {
+						m = 3000
+					}
+					for bad := range np {
+						recv := make([]int64, np*m)
+						if me == bad {
+							recv = recv[:np*m-1]
+						}
+						err := runtime.Allgather(c, make([]int64, m), recv)
+						sameArgErr(t, c, &mu, errs, bad, m, err)
+					}
+					input := func(r int) []int64 {
+						rng := rand.New(rand.NewPCG(uint64(r), uint64(m)))
+						v := make([]int64, m)
+						for i := range v {
+							v[i] = rng.Int64()
+						}
+						return v
+					}
+					_, node, leaders, _ := runtime.HierState(c)
+					_, _, _, nseq0 := runtime.HierState(node)
+					var lseq0, lseq1 uint32
+					if leaders != nil {
+						_, _, _, lseq0 = runtime.HierState(leaders)
+					}
+					got := make([]int64, np*m)
+					if err := runtime.Allgather(c, input(me), got); err != nil {
+						t.Fatalf("rank %d: Allgather of %d: %v", me, m, err)
+					}
+					// Node-aware: two steps on the node communicator
+					// (more the first time a large call sets up its
+					// segment), one on the leaders'.
+					_, _, _, nseq1 := runtime.HierState(node)
+					if leaders != nil {
+						_, _, _, lseq1 = runtime.HierState(leaders)
+					}
+					wantL := uint32(0)
+					if leaders != nil {
+						wantL = 1
+					}
+					if nseq1-nseq0 < 2 || lseq1-lseq0 != wantL {
+						t.Fatalf("Allgather ran %d calls on the node communicator and %d on the leaders': not node-aware", nseq1-nseq0, lseq1-lseq0)
+					}
+					for r := range np {
+						if want := input(r); !slices.Equal(got[r*m:(r+1)*m], want) {
+							t.Fatalf("rank %d: Allgather of %d: block %d differs", me, m, r)
+						}
+					}
+				}
+			})
+		})
 	}
 }
