@@ -225,7 +225,10 @@ func (id callID) String() string {
 	if id.root >= 0 {
 		parts = append(parts, fmt.Sprintf("root %d", id.root))
 	}
-	if id.count >= 0 {
+	switch {
+	case id.count >= 0 && id.kind == callAllgatherv:
+		parts = append(parts, fmt.Sprintf("counts digest %x", id.count)) // countsDigest
+	case id.count >= 0:
 		parts = append(parts, fmt.Sprintf("count %d", id.count))
 	}
 	if id.esize > 0 {

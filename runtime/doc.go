@@ -137,9 +137,9 @@
 // communicator whose ranks all share a node, every collective starts in a
 // segment the ranks map together, made on the first collective call (an
 // anonymous memfd: no name in /dev/shm, gone with the last rank); Barrier
-// and Bcast and Allreduce of up to 256 bytes (Allgather and Alltoall of up
-// to 256 bytes per rank) complete there, and larger ones of these four go
-// through a second such segment in 1 MiB chunks. On a communicator across
+// and Bcast and Allreduce of up to 256 bytes (Allgather, Allgatherv and
+// Alltoall of up to 256 bytes per rank) complete there, and larger ones of
+// these five go through a second such segment in 1 MiB chunks. On a communicator across
 // nodes, Barrier, Bcast, Allreduce and Allgather (when each node's ranks
 // are consecutive) are node-aware: a step inside each node as above, one
 // among the nodes' leaders, and one inside each node again.

@@ -254,24 +254,38 @@ func bcastBig(k *coll, nb *nodeBig, b []byte, root int) error {
 
 // allgatherBig is the Allgather of send into recv through nb (see above).
 func allgatherBig(k *coll, nb *nodeBig, send, recv []byte) error {
-	me, n, m := k.c.rank, nb.n, len(send)
-	for lo := 0; lo < m; lo += nbChunk {
-		hi := min(lo+nbChunk, m)
+	m := len(send)
+	return allgathervBig(k, nb, send, func(int) int { return m }, func(r int) []byte { return recv[r*m : (r+1)*m] })
+}
+
+// allgathervBig is the Allgatherv through nb (see above): block r, of
+// size(r) bytes, lands in dst(r) (which has that length) on every rank;
+// this rank's is send. Every rank agrees on the sizes (the arrival
+// compared them), so all take the same chunks, as many as the largest
+// block needs.
+func allgathervBig(k *coll, nb *nodeBig, send []byte, size func(r int) int, dst func(r int) []byte) error {
+	me, n := k.c.rank, nb.n
+	top := 0
+	for r := range n {
+		top = max(top, size(r))
+	}
+	part := func(b []byte, lo int) []byte { return b[min(lo, len(b)):min(lo+nbChunk, len(b))] }
+	for lo := 0; lo < top; lo += nbChunk {
 		p := nb.prog
 		// Every rank has copied out what this rank's area held.
 		if err := nb.await(k, -1, p); err != nil {
 			return err
 		}
-		copy(nb.area(me), send[lo:hi])
+		copy(nb.area(me), part(send, lo))
 		nb.say(me, p+1)
-		copy(recv[me*m+lo:me*m+hi], send[lo:hi])
+		copy(part(dst(me), lo), part(send, lo))
 		if err := nb.await(k, -1, p+1); err != nil {
 			return err
 		}
 		// Starting at the next rank spreads the readers over the areas.
 		for i := 1; i < n; i++ {
 			r := (me + i) % n
-			copy(recv[r*m+lo:r*m+hi], nb.area(r))
+			copy(part(dst(r), lo), nb.area(r))
 		}
 		nb.say(me, p+2)
 	}

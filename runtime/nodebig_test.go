@@ -163,7 +163,8 @@ func init() {
 // at and above a slot and a chunk, elements of 12 bytes (so that chunks end
 // inside elements), calls made twice back to back and a large Bcast in
 // between (which catch an area reused too early), at 1..9 goroutine ranks
-// and 3 and 4 processes.
+// and 3 and 4 processes. Allgatherv, with blocks of different sizes in
+// any layout, goes the same ways.
 func TestNodeBigMovement(t *testing.T) {
 	for np := 1; np <= 9; np++ {
 		t.Run(fmt.Sprint("np", np), func(t *testing.T) {
@@ -218,6 +219,12 @@ func nodeBigMovement(c *runtime.Comm, full bool) error {
 	}
 	for i, k := range aaTrip {
 		if err := movementCase(c, uint64(70+i), 1, k, 12, tripsOf); err != nil {
+			return err
+		}
+	}
+	// Allgatherv: all blocks in a slot, some past it, some past a chunk.
+	for i, sizes := range [][]int{{0, 1, 200, 256}, {0, 5, 257, 3000}, {0, 100, chunk + 5}} {
+		if err := allgathervCase(c, uint64(90+i), sizes); err != nil {
 			return err
 		}
 	}
@@ -294,6 +301,57 @@ func movementCase[T comparable](c *runtime.Comm, seed uint64, m, k int, size int
 	return nil
 }
 
+// evenBlocks are the counts and displacements of n blocks of m in a row.
+func evenBlocks(n, m int) (counts, displs []int) {
+	for r := range n {
+		counts, displs = append(counts, m), append(displs, r*m)
+	}
+	return counts, displs
+}
+
+// allgathervCase checks Allgatherv on c against the naive model, twice
+// back to back: rank r sends counts[r] seeded random bytes (counts drawn
+// from sizes, zeros included), and the blocks land in recv in reverse rank
+// order with a gap after each, so displacements matter.
+func allgathervCase(c *runtime.Comm, seed uint64, sizes []int) error {
+	n, me := c.Size(), c.Rank()
+	rng := rand.New(rand.NewPCG(seed, uint64(n)))
+	counts := make([]int, n)
+	for r := range counts {
+		counts[r] = sizes[rng.IntN(len(sizes))]
+	}
+	displs := make([]int, n)
+	at := 0
+	for r := n - 1; r >= 0; r-- {
+		displs[r] = at
+		at += counts[r] + 3
+	}
+	input := func(i, r int) []byte {
+		var key [32]byte
+		key[0], key[1], key[2], key[3] = byte(seed), byte(i), byte(r), byte(r>>8)
+		b := make([]byte, counts[r])
+		rand.NewChaCha8(key).Read(b)
+		return b
+	}
+	for i := range 2 {
+		recv := make([]byte, at)
+		if err := runtime.Allgatherv(c, input(i, me), recv, counts, displs); err != nil {
+			return fmt.Errorf("Allgatherv (seed %d, counts %v): %w", seed, counts, err)
+		}
+		for r := range n {
+			if got, want := recv[displs[r]:displs[r]+counts[r]], input(i, r); string(got) != string(want) {
+				return fmt.Errorf("Allgatherv (seed %d, counts %v): rank %d's block differs", seed, counts, r)
+			}
+		}
+		for r := range n {
+			if gap := recv[displs[r]+counts[r] : displs[r]+counts[r]+3]; string(gap) != "\x00\x00\x00" {
+				return fmt.Errorf("Allgatherv (seed %d, counts %v): the gap after rank %d's block was written", seed, counts, r)
+			}
+		}
+	}
+	return nil
+}
+
 func rawBytes(b []byte) []byte { return b }
 
 // tripsOf reads b as triples of int32: elements of 12 bytes.
@@ -329,6 +387,21 @@ func TestNodeBigMismatch(t *testing.T) {
 				recv = recv[:len(recv)-1]
 			}
 			return runtime.Allgather(c, make([]int32, m), recv)
+		}},
+		{"allgatherv-counts", "different counts", func(c *runtime.Comm, bad bool, recv []int32) error {
+			counts, displs := evenBlocks(c.Size(), m)
+			if bad {
+				counts[0]-- // the others' counts[0] differs; this rank's own block is as it says
+			}
+			return runtime.Allgatherv(c, make([]int32, counts[c.Rank()]), recv, counts, displs)
+		}},
+		{"allgatherv-send", "send has", func(c *runtime.Comm, bad bool, recv []int32) error {
+			counts, displs := evenBlocks(c.Size(), m)
+			k := m
+			if bad {
+				k++
+			}
+			return runtime.Allgatherv(c, make([]int32, k), recv, counts, displs)
 		}},
 		{"alltoall-count", "different counts", func(c *runtime.Comm, bad bool, recv []int32) error {
 			k := c.Size() * m

@@ -562,19 +562,7 @@ func bcastNode(k *coll, nc *nodeColl, b []byte, root int, local error) (done boo
 // messages (done == false).
 func allgatherNode(k *coll, nc *nodeColl, send, recv []byte, local error) (done bool, err error) {
 	m := len(send)
-	g, small, nb, err := nc.arriveMoving(k, send, m, local)
-	switch {
-	case err != nil:
-		return true, err
-	case nb != nil:
-		return true, allgatherBig(k, nb, send, recv)
-	case !small:
-		return false, nil
-	}
-	for r := range nc.n {
-		copy(recv[r*m:(r+1)*m], nc.data(r, g, m))
-	}
-	return true, nil
+	return allgathervNode(k, nc, send, func(int) int { return m }, func(r int) []byte { return recv[r*m : (r+1)*m] }, local)
 }
 
 // alltoallNode is Alltoall through c's segment: block j of send (of len(send)/n

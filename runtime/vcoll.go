@@ -22,11 +22,15 @@ func checkBlocks(what string, n, size int, counts, displs []int) error {
 // sends counts[i] elements, which land at recv[displs[i]:] on every rank.
 // Every rank passes the same counts and displs.
 //
-// Allgatherv is collective over c and blocking. It uses a ring. Errors:
-// ErrInvalid for counts or displacements that do not fit recv, or a send
-// whose length is not counts[Rank()] — on a one-node communicator returned
-// by every rank, otherwise the cause of ErrAborted on every rank; counts
-// that differ between ranks abort the world with a cause naming the sizes;
+// Allgatherv is collective over c and blocking. It uses a ring; on a
+// one-node communicator, shared memory, as Allgather does (blocks that all
+// fit 256 bytes in the collective segment, larger ones through the
+// large-call segment). Errors: ErrInvalid for counts or displacements that
+// do not fit recv, or a send whose length is not counts[Rank()] — on a
+// one-node communicator returned by every rank, otherwise the cause of
+// ErrAborted on every rank; counts that differ between ranks are
+// ErrInvalid on every rank of a one-node communicator (their digests
+// differ), otherwise they abort the world with a cause naming the sizes;
 // ErrAborted, ErrClosed.
 func Allgatherv[T Elem](c *Comm, send, recv []T, counts, displs []int) error {
 	local := checkBlocks("recv", c.Size(), len(recv), counts, displs)
@@ -41,20 +45,22 @@ func Allgatherv[T Elem](c *Comm, send, recv []T, counts, displs []int) error {
 		return (*Comm)(nil).opErr("Allgatherv", NoPeer, local)
 	}
 	var k coll
-	if err := c.enterStrict(&k, "Allgatherv", countedCall(callAllgatherv, 0, -1, sizeOf[T]()), local); err != nil {
+	if nc := c.nodeColl(); nc != nil {
+		es := sizeOf[T]()
+		if err := c.begin(&k, "Allgatherv", countedCall(callAllgatherv, 0, countsDigest(counts), es)); err != nil {
+			return c.opErr("Allgatherv", NoPeer, err)
+		}
+		size := func(r int) int { return counts[r] * es }
+		dst := func(r int) []byte { return asBytes(recv[displs[r] : displs[r]+counts[r]]) }
+		if done, err := allgathervNode(&k, nc, asBytes(send), size, dst, local); done || err != nil {
+			return c.opErr("Allgatherv", NoPeer, err)
+		}
+		k.strict = true // the arrival found every rank's arguments fine
+	} else if err := c.enterStrict(&k, "Allgatherv", countedCall(callAllgatherv, 0, -1, sizeOf[T]()), local); err != nil {
 		return c.opErr("Allgatherv", NoPeer, err)
 	}
-	n, r := c.size, c.rank
-	copy(recv[displs[r]:], send)
-	block := func(i int) []byte {
-		i = ((i % n) + n) % n
-		return asBytes(recv[displs[i] : displs[i]+counts[i]])
-	}
-	next, prev := (r+1)%n, (r-1+n)%n
-	var err error
-	for s := 0; s < n-1 && err == nil; s++ {
-		err = k.sendrecv(next, block(r-s), prev, block(r-s-1))
-	}
+	copy(recv[displs[c.rank]:], send)
+	err := ringBlocks(&k, func(i int) []byte { return asBytes(recv[displs[i] : displs[i]+counts[i]]) })
 	return c.opErr("Allgatherv", NoPeer, k.end(err))
 }
 
@@ -257,4 +263,47 @@ func ReduceScatterBlock[T Elem](c *Comm, send, recv []T, op Op) error {
 		counts[i] = len(recv)
 	}
 	return ReduceScatter(c, send, recv, counts, op)
+}
+
+// allgathervNode is Allgatherv through c's segment: block r, of size(r)
+// bytes, lands in dst(r) on every rank; this rank's is send. The arrival
+// compares the call's count, a digest of the counts (countsDigest), so
+// ranks that passed different counts all return the same ErrInvalid
+// before any block moves. Blocks that all fit a slot travel in the
+// arrival, larger ones through the large-call segment (allgathervBig), or,
+// where that could not be set up, on with messages (done == false).
+// Allgather is the case of equal blocks.
+func allgathervNode(k *coll, nc *nodeColl, send []byte, size func(r int) int, dst func(r int) []byte, local error) (done bool, err error) {
+	top := len(send) // what a rank with bad arguments says; it moves nothing
+	if local == nil {
+		for r := range nc.n {
+			top = max(top, size(r))
+		}
+	}
+	g, small, nb, err := nc.arriveMoving(k, send, top, local)
+	switch {
+	case err != nil:
+		return true, err
+	case nb != nil:
+		return true, allgathervBig(k, nb, send, size, dst)
+	case !small:
+		return false, nil
+	}
+	for r := range nc.n {
+		copy(dst(r), nc.data(r, g, size(r)))
+	}
+	return true, nil
+}
+
+// countsDigest is a digest of counts that ranks compare in place of a
+// count (FNV-1a over the values, 62 bits: a call's count is not negative).
+func countsDigest(counts []int) int {
+	h := uint64(14695981039346656037)
+	for _, v := range counts {
+		for i := 0; i < 64; i += 8 {
+			h ^= uint64(v) >> i & 0xff
+			h *= 1099511628211
+		}
+	}
+	return int(h >> 2)
 }
