@@ -100,6 +100,7 @@ func (w *world) singleCopy(r *Request, from int, addr uint64, cts wire.Header, s
 	r.id = w.newID()
 	r.size = r.status.Bytes
 	w.recvs[r.id] = r
+	w.bulk.Add(1)
 	w.mu.Unlock()
 	cts.Flags, cts.Arg1 = 0, r.id
 	return send(cts)

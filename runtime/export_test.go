@@ -75,3 +75,7 @@ func NamedShares() int64 { return namedShares.Load() }
 // Yielding reports whether c's waits yield the CPU between polls, as on a
 // node with more ranks than CPUs (oversub.go).
 func Yielding(c *Comm) bool { return c.w.oversub.Load() }
+
+// BulkTransfers is the number of rendezvous transfers c's rank has under
+// way (world.bulk), which keeps the transports' waits spinning.
+func BulkTransfers(c *Comm) int32 { return c.w.bulk.Load() }

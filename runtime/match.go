@@ -329,6 +329,7 @@ func (w *world) acceptRTSLocked(r *Request, from, src, tag int, call uint32, siz
 	r.id = w.newID()
 	r.size = size
 	w.recvs[r.id] = r
+	w.bulk.Add(1)
 	cts.Arg1 = r.id
 	return cts, false, nil, false
 }
@@ -357,6 +358,7 @@ func (w *world) onCTS(from int, h wire.Header) error {
 		return nil
 	}
 	s.pushing.Store(true)
+	w.bulk.Add(1)
 	go s.pushData(h.Arg1)
 	return nil
 }
@@ -369,6 +371,8 @@ const dataChunk = 4 << 20
 // pushData writes the data of a rendezvous send to its receiver's request
 // rid, then completes the send.
 func (s *Request) pushData(rid uint64) {
+	w := s.w // s may be recycled once complete
+	defer w.bulk.Add(-1)
 	for off := 0; off < len(s.buf); off += dataChunk {
 		end := min(off+dataChunk, len(s.buf))
 		h := wire.Header{Kind: wire.KindData, Arg0: rid, Arg1: uint64(off)}
@@ -402,6 +406,7 @@ func (w *world) onData(from int, h wire.Header, body transport.Body) error {
 	if r.got == r.size {
 		w.mu.Lock()
 		delete(w.recvs, r.id)
+		w.bulk.Add(-1)
 		w.mu.Unlock()
 		r.complete(nil)
 	}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gorun-hpc/gorun/runtime"
 	"github.com/gorun-hpc/gorun/runtime/ranktest"
@@ -265,4 +266,43 @@ func TestConcurrentSenders(t *testing.T) {
 			next[v[0]]++
 		}
 	})
+}
+
+// TestBulkTransfersEnd: a rendezvous transfer keeps the transports' waits
+// spinning while it is under way (world.spinning); once the sends and
+// receives are done the count is back to zero on both sides, over shared
+// memory and TCP.
+func TestBulkTransfersEnd(t *testing.T) {
+	settled := func(c *runtime.Comm) error {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.BulkTransfers(c) != 0 {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("rank %d: %d rendezvous transfers still counted", c.Rank(), runtime.BulkTransfers(c))
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return nil
+	}
+	for _, tr := range [][]string{{"self", "shm"}, {"self", "tcp"}} {
+		t.Run(tr[1], func(t *testing.T) {
+			cfg := ranktest.Config{Runtime: runtime.Config{Transports: tr}}
+			cfg.Run(t, 2, func(t testing.TB, c *runtime.Comm) {
+				buf := make([]byte, 3<<20) // past the eager limit, several ring fills
+				for range 3 {
+					var err error
+					if c.Rank() == 0 {
+						err = runtime.Send(c, buf, 1, 7)
+					} else {
+						_, err = runtime.Recv(c, buf, 0, 7)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := settled(c); err != nil {
+					t.Fatal(err)
+				}
+			})
+		})
+	}
 }

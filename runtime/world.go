@@ -34,6 +34,9 @@ type world struct {
 	// caller is waiting for. A goroutine that stays parked longer (a lock
 	// request, a service loop) keeps nobody spinning.
 	spinUntil atomic.Int64
+	// bulk counts this rank's rendezvous transfers under way: sends whose
+	// data a goroutine pushes, and receives in w.recvs (spinning).
+	bulk atomic.Int32
 
 	// wait is how a waiting caller polls before it sleeps (pollUntil, the
 	// node collectives, rma's locks); oversub says this rank's node has
@@ -187,10 +190,15 @@ func (w *world) spinFor(d time.Duration) {
 	}
 }
 
-// spinning reports whether a wait started within spinWindow (the
-// transports' Config.Spin).
+// spinning reports whether a wait started within spinWindow, or a
+// rendezvous transfer of this rank is under way (bulk): the transports'
+// Config.Spin. A transfer's writer waiting for ring space and its reader
+// waiting for the rest of a frame then poll rather than sleep on the futex
+// each time the ring fills or empties, however long the transfer takes:
+// a 4 MiB message through a 256 KiB ring outlasts the window, and sleeping
+// halved shared-memory bandwidth (docs/performance.md).
 func (w *world) spinning() bool {
-	if monoNow() >= w.spinUntil.Load() {
+	if w.bulk.Load() == 0 && monoNow() >= w.spinUntil.Load() {
 		return false
 	}
 	if w.oversub.Load() {
@@ -261,6 +269,7 @@ func (w *world) drain(err error) {
 	for id, r := range w.recvs {
 		pending = append(pending, r)
 		delete(w.recvs, id)
+		w.bulk.Add(-1)
 	}
 	w.mu.Unlock()
 	for _, r := range pending {

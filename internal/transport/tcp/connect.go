@@ -90,6 +90,7 @@ func (c *connector) install(p int, conn *net.TCPConn, publish func(transport.Liv
 			return nil, err
 		}
 		if !publish(e) {
+			e.s.Close() // conn's descriptor lives on in e.s, not in conn
 			return nil, fmt.Errorf("rank %d has a connection already", p)
 		}
 		t.addPolled(e)

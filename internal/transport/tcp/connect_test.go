@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -241,5 +242,44 @@ func TestListenErrors(t *testing.T) {
 	_, err := Listen(Config{Secret: testSecret, Listen: "256.0.0.1:0"})
 	if err == nil || !strings.Contains(err.Error(), "256.0.0.1:0") {
 		t.Errorf("Listen on a bad address = %v, want an error naming it", err)
+	}
+}
+
+// TestInstallRefusedHangsUp: a connection that install does not publish (the
+// pair has one already) is hung up and its descriptor closed, although its
+// endpoint had already taken the socket out of conn (sock.go).
+func TestInstallRefusedHangsUp(t *testing.T) {
+	tr, err := Listen(Config{Secret: testSecret, Self: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	nc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(openFDs(t))
+	c := &connector{t: tr, h: newRecorder()}
+	if err := c.install(1, nc.(*net.TCPConn), func(transport.Live) bool { return false }); err == nil {
+		t.Fatal("install of a connection it did not publish succeeded")
+	}
+	peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := peer.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the peer read %d bytes, %v: want EOF, the connection hung up", n, err)
+	}
+	// The socket's descriptor is gone; the transport's epoll (waker) is
+	// new.
+	if after := len(openFDs(t)); after > before {
+		t.Fatalf("%d descriptors open after the refused install, %d before (the waker's epoll is one): the socket leaked", after, before)
 	}
 }
