@@ -230,13 +230,25 @@ func (e *endpoint) putLocked(p []byte, deadline time.Time) error {
 			}
 		}
 		off := e.ptail & r.mask
-		n := min(uint64(len(p)), r.size-used, r.size-off)
+		n := min(uint64(len(p)), r.size-used, r.size-off, r.size/pieces)
 		copy(r.data[off:off+n], p[:n])
 		e.ptail += n
 		p = p[n:]
+		if len(p) > 0 {
+			// A large frame goes out piece by piece, each visible at
+			// once, so the consumer copies one piece out while we copy
+			// the next in.
+			e.publishLocked()
+		}
 	}
 	return nil
 }
+
+// pieces is how many pieces a ring holds when a frame larger than a piece
+// passes through it: the producer publishes its tail, and the consumer its
+// head, after each piece (rather than when the ring is full or empty), so
+// the two copies overlap.
+const pieces = 4
 
 // publishLocked makes every byte up to ptail visible to the consumer and
 // wakes it if it sleeps.

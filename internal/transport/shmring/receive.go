@@ -259,13 +259,16 @@ func (rd *reader) consume(n int, dst []byte) error {
 		}
 		first = false
 		off := rd.head & rd.r.mask
-		k := min(uint64(n), a, rd.r.size-off)
+		k := min(uint64(n), a, rd.r.size-off, rd.r.size/pieces)
 		if dst != nil {
 			copy(dst[:k], rd.r.data[off:off+k])
 			dst = dst[k:]
 		}
 		rd.head += k
 		n -= int(k)
+		if n > 0 {
+			rd.publishHead() // the producer refills this piece meanwhile (pieces)
+		}
 	}
 	return nil
 }
