@@ -97,10 +97,7 @@ func (w *world) singleCopy(r *Request, from int, addr uint64, cts wire.Header, s
 		r.complete(e)
 		return nil
 	}
-	r.id = w.newID()
-	r.size = r.status.Bytes
-	w.recvs[r.id] = r
-	w.bulk.Add(1)
+	w.expectLocked(r, r.status.Bytes)
 	w.mu.Unlock()
 	cts.Flags, cts.Arg1 = 0, r.id
 	return send(cts)

@@ -313,23 +313,11 @@ func hierAllreduce[T Elem](k *coll, acc []T, f func(dst, src []T), ordered bool)
 		return err
 	}
 	var kn coll
-	if err := h.node.begin(&kn, "Allreduce", k.id); err != nil {
+	nc, err := nodeGather(h, k, &kn, "Allreduce",
+		func(nc *nodeColl, local error) (bool, error) { return allreduceNode(&kn, nc, acc, acc, f, local) },
+		func() error { return reduce(&kn, acc, acc, f, 0, ordered) })
+	if err != nil {
 		return err
-	}
-	nc := h.node.nodeColl() // the same on every rank of the node
-	kn.err = k.err
-	done := false
-	if nc != nil {
-		done, err = allreduceNode(&kn, nc, acc, acc, f, argErr(k.err))
-		if err = nodeArgErr(&kn, k, err); err != nil {
-			return err
-		}
-	}
-	if !done {
-		if err := reduce(&kn, acc, acc, f, 0, ordered); err != nil {
-			return err
-		}
-		k.err = kn.err
 	}
 	if l := h.leaders; l != nil {
 		var kl coll
@@ -370,23 +358,11 @@ func hierAllgather(k *coll, send, recv []byte) (err error) {
 	first := c.rank - h.localOf[c.rank] // the node's ranks are consecutive
 	piece := recv[first*m : (first+h.node.size)*m]
 	var kn coll
-	if err := h.node.begin(&kn, "Allgather", k.id); err != nil {
+	nc, err := nodeGather(h, k, &kn, "Allgather",
+		func(nc *nodeColl, local error) (bool, error) { return allgatherNode(&kn, nc, send, piece, local) },
+		func() error { return allgather(&kn, send, piece) })
+	if err != nil {
 		return err
-	}
-	nc := h.node.nodeColl() // the same on every rank of the node
-	kn.err = k.err
-	done := false
-	if nc != nil {
-		done, err = allgatherNode(&kn, nc, send, piece, argErr(k.err))
-		if err = nodeArgErr(&kn, k, err); err != nil {
-			return err
-		}
-	}
-	if !done {
-		if err := allgather(&kn, send, piece); err != nil {
-			return err
-		}
-		k.err = kn.err
 	}
 	if l := h.leaders; l != nil {
 		var kl coll
@@ -409,6 +385,32 @@ func hierAllgather(k *coll, send, recv []byte) (err error) {
 		k.err = kl.err
 	}
 	return nodeRelease(h, k, nc, "Allgather", recv)
+}
+
+// nodeGather is the first step of node-aware call k (op), as call kn on
+// the node communicator, which seg and msgs use: every rank of the node
+// brings its part, through the node's segment where it has one (seg,
+// reporting done == false to go on with messages), else by messages
+// (msgs). This rank's argument error (k.err) rides along, and the one the
+// node agreed on ends in k.err. It returns the node's segment, nil without
+// one, the same on every rank of the node.
+func nodeGather(h *hier, k, kn *coll, op string, seg func(nc *nodeColl, local error) (bool, error), msgs func() error) (*nodeColl, error) {
+	if err := h.node.begin(kn, op, k.id); err != nil {
+		return nil, err
+	}
+	nc := h.node.nodeColl()
+	kn.err = k.err
+	if nc != nil {
+		done, err := seg(nc, argErr(k.err))
+		if err = nodeArgErr(kn, k, err); err != nil || done {
+			return nc, err
+		}
+	}
+	if err := msgs(); err != nil {
+		return nc, err
+	}
+	k.err = kn.err
+	return nc, nil
 }
 
 // nodeRelease is the last step of node-aware call k (op): each leader

@@ -326,10 +326,7 @@ func (w *world) acceptRTSLocked(r *Request, from, src, tag int, call uint32, siz
 		cts.Flags = wire.FlagCMA
 		return cts, false, nil, true
 	}
-	r.id = w.newID()
-	r.size = size
-	w.recvs[r.id] = r
-	w.bulk.Add(1)
+	w.expectLocked(r, size)
 	cts.Arg1 = r.id
 	return cts, false, nil, false
 }
@@ -384,6 +381,23 @@ func (s *Request) pushData(rid uint64) {
 	s.complete(nil)
 }
 
+// expectLocked files the rendezvous receive r, of size bytes, under a
+// fresh id in w.recvs, where its data frames find it; w.bulk counts it
+// until forgetLocked. The caller holds w.mu.
+func (w *world) expectLocked(r *Request, size int) {
+	r.id = w.newID()
+	r.size = size
+	w.recvs[r.id] = r
+	w.bulk.Add(1)
+}
+
+// forgetLocked removes receive id from w.recvs (its data came, or the world
+// failed). The caller holds w.mu.
+func (w *world) forgetLocked(id uint64) {
+	delete(w.recvs, id)
+	w.bulk.Add(-1)
+}
+
 func (w *world) onData(from int, h wire.Header, body transport.Body) error {
 	w.mu.Lock()
 	r := w.recvs[h.Arg0]
@@ -405,8 +419,7 @@ func (w *world) onData(from int, h wire.Header, body transport.Body) error {
 	r.got += n
 	if r.got == r.size {
 		w.mu.Lock()
-		delete(w.recvs, r.id)
-		w.bulk.Add(-1)
+		w.forgetLocked(r.id)
 		w.mu.Unlock()
 		r.complete(nil)
 	}

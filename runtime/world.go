@@ -268,8 +268,7 @@ func (w *world) drain(err error) {
 	}
 	for id, r := range w.recvs {
 		pending = append(pending, r)
-		delete(w.recvs, id)
-		w.bulk.Add(-1)
+		w.forgetLocked(id)
 	}
 	w.mu.Unlock()
 	for _, r := range pending {

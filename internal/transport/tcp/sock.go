@@ -1,7 +1,6 @@
 package tcp
 
 import (
-	"errors"
 	"net"
 	"os"
 	"sync"
@@ -296,15 +295,13 @@ func (w *waker) start() error {
 	return nil
 }
 
-var errWakerStopped = errors.New("tcp: transport closed")
-
 // add registers s, unarmed (it reports only a hang-up or error, once,
 // until armed).
 func (w *waker) add(s *sock) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.stopped {
-		return errWakerStopped
+		return ErrTransportClosed
 	}
 	if w.ep == nil {
 		if err := w.start(); err != nil {
